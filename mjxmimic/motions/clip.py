@@ -1,0 +1,151 @@
+"""A motion clip: the one in-memory form every reader produces and every tool consumes.
+
+Root orientation is a unit quaternion (w, x, y, z) as MuJoCo stores it; joint positions
+are in radians, keyed by joint names (the columns of ``joint_pos``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from mjxmimic import math as rmath
+
+LOOP_MODES = ("clamp", "wrap")
+
+
+class MotionError(ValueError):
+    """A motion file or clip is malformed or does not fit the robot."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Clip:
+    fps: float
+    loop: str                     # "wrap" (cyclic) or "clamp" (hold the last frame)
+    root_pos: np.ndarray          # [T, 3] world position of the root body
+    root_rot: np.ndarray          # [T, 4] wxyz
+    joint_pos: np.ndarray         # [T, J]
+    joint_names: tuple[str, ...]  # J names, matching the columns of joint_pos
+    name: str = ""
+
+    def __post_init__(self):
+        self.validate()
+
+    # ---- shape and sanity -------------------------------------------------
+    def validate(self):
+        w = f"clip '{self.name}'" if self.name else "clip"
+        if not np.isfinite(self.fps) or self.fps <= 0:
+            raise MotionError(f"{w}: fps must be a positive number, got {self.fps}")
+        if self.loop not in LOOP_MODES:
+            raise MotionError(f"{w}: loop must be one of {LOOP_MODES}, got {self.loop!r}")
+        t = self.root_pos.shape[0] if self.root_pos.ndim == 2 else -1
+        if self.root_pos.shape != (t, 3) or t < 1:
+            raise MotionError(f"{w}: root_pos must be [T, 3], got {self.root_pos.shape}")
+        if self.root_rot.shape != (t, 4):
+            raise MotionError(f"{w}: root_rot must be [T, 4] (T={t}), got {self.root_rot.shape}")
+        if self.joint_pos.shape != (t, len(self.joint_names)):
+            raise MotionError(f"{w}: joint_pos must be [T, {len(self.joint_names)}] (one column per joint name), "
+                              f"got {self.joint_pos.shape}")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise MotionError(f"{w}: duplicate joint names")
+        for k in ("root_pos", "root_rot", "joint_pos"):
+            bad = ~np.isfinite(getattr(self, k)).all(axis=-1)
+            if bad.any():
+                raise MotionError(f"{w}: {k} has NaN/inf at frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+        n = np.linalg.norm(self.root_rot, axis=-1)
+        if np.any(n < 1e-6):
+            raise MotionError(f"{w}: root_rot has zero-norm quaternions")
+
+    @property
+    def num_frames(self) -> int:
+        return self.root_pos.shape[0]
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.fps
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds; a wrapped clip's last frame connects back to its first."""
+        return (self.num_frames - 1) / self.fps
+
+    def replace(self, **kw) -> "Clip":
+        return dataclasses.replace(self, **kw)
+
+    # ---- robot mapping ----------------------------------------------------
+    def for_robot(self, joint_names, allow_missing: bool = False, allow_extra: bool = True) -> "Clip":
+        """Reorder columns to a robot's joint order, with clear errors for name mismatches."""
+        joint_names = tuple(joint_names)
+        missing = [n for n in joint_names if n not in self.joint_names]
+        extra = [n for n in self.joint_names if n not in joint_names]
+        if missing and not allow_missing:
+            raise MotionError(f"clip '{self.name}' lacks joint(s) {missing} of the robot; clip joints: {list(self.joint_names)}")
+        if extra and not allow_extra:
+            raise MotionError(f"clip '{self.name}' has joint(s) {extra} the robot lacks; robot joints: {list(joint_names)}")
+        cols = {n: i for i, n in enumerate(self.joint_names)}
+        jp = np.stack([self.joint_pos[:, cols[n]] if n in cols else np.zeros(self.num_frames)
+                       for n in joint_names], axis=1)
+        return self.replace(joint_pos=jp, joint_names=joint_names)
+
+    def qpos(self, robot) -> np.ndarray:
+        """[T, nq] MuJoCo qpos for a free-floating robot (joint columns in robot order)."""
+        c = self.for_robot(robot.joint_names)
+        q = np.tile(robot.model.qpos0, (self.num_frames, 1))
+        q[:, :3] = c.root_pos
+        q[:, 3:7] = c.root_rot / np.linalg.norm(c.root_rot, axis=-1, keepdims=True)
+        q[:, robot.qpos_idx] = c.joint_pos
+        return q
+
+    # ---- velocities -------------------------------------------------------
+    def velocities(self):
+        """Finite-difference velocities (root linear [T,3] world, root angular [T,3] world,
+        joints [T,J]); forward differences, wrapping across the seam for looped clips."""
+        p, q, j = self.root_pos, _canonical(self.root_rot), self.joint_pos
+        if self.num_frames < 2:
+            z = np.zeros
+            return z((1, 3)), z((1, 3)), z((1, j.shape[1]))
+        nxt = lambda a: np.concatenate([a[1:], a[-1:]], 0)  # noqa: E731
+        v = (nxt(p) - p) * self.fps
+        w = np.asarray(rmath.quat_angular_velocity(q, nxt(q), self.dt))
+        # Joint angles difference wrapped to (-pi, pi] so a +-pi crossing is not a spin.
+        jd = np.asarray(rmath.wrap_angle(nxt(j) - j)) * self.fps
+        if self.loop == "wrap":
+            # The seam: the last frame equals the first (MimicKit's convention), so the
+            # last velocity is the first one.
+            v[-1], w[-1], jd[-1] = v[0], w[0], jd[0]
+        else:
+            v[-1], w[-1], jd[-1] = v[-2], w[-2], jd[-2]
+        return v, w, jd
+
+    # ---- our own format ---------------------------------------------------
+    def save_npz(self, path):
+        path = Path(path)
+        np.savez(path, fps=np.float64(self.fps), loop=np.array(self.loop), root_pos=self.root_pos,
+                 root_rot=self.root_rot, joint_pos=self.joint_pos, joint_names=np.array(self.joint_names),
+                 name=np.array(self.name))
+        return path
+
+    @staticmethod
+    def load_npz(path) -> "Clip":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return Clip(fps=float(z["fps"]), loop=str(z["loop"]), root_pos=z["root_pos"].astype(np.float64),
+                            root_rot=z["root_rot"].astype(np.float64), joint_pos=z["joint_pos"].astype(np.float64),
+                            joint_names=tuple(str(s) for s in z["joint_names"]),
+                            name=str(z["name"]) if "name" in z else path.stem)
+        except MotionError:
+            raise
+        except Exception as e:
+            raise MotionError(f"{path}: not a readable mjxmimic .npz clip: {e}") from None
+
+
+def _canonical(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions with sign flips removed between consecutive frames."""
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    out = q.copy()
+    for i in range(1, len(q)):
+        if np.dot(out[i - 1], out[i]) < 0:
+            out[i] = -out[i]
+    return out
