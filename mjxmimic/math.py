@@ -15,7 +15,7 @@ def normalize(q):
 
 
 def quat_conj(q):
-    return q * jnp.array([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
+    return jnp.concatenate([q[..., :1], -q[..., 1:]], axis=-1)
 
 
 def quat_mul(a, b):
@@ -88,15 +88,15 @@ def quat_diff_angle(a, b):
 def quat_to_tan_norm(q):
     """MimicKit's 6-D rotation encoding: the rotated x (tangent) and z (normal) axes."""
     shape = q.shape[:-1] + (3,)
-    x = quat_rotate(q, jnp.broadcast_to(jnp.array([1.0, 0.0, 0.0], q.dtype), shape))
-    z = quat_rotate(q, jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0], q.dtype), shape))
+    x = quat_rotate(q, jnp.broadcast_to(jnp.array([1.0, 0.0, 0.0]), shape))
+    z = quat_rotate(q, jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0]), shape))
     return jnp.concatenate([x, z], axis=-1)
 
 
 def heading(q):
     """Yaw angle of the rotated x axis in the world xy plane."""
     shape = q.shape[:-1] + (3,)
-    x = quat_rotate(q, jnp.broadcast_to(jnp.array([1.0, 0.0, 0.0], q.dtype), shape))
+    x = quat_rotate(q, jnp.broadcast_to(jnp.array([1.0, 0.0, 0.0]), shape))
     return jnp.arctan2(x[..., 1], x[..., 0])
 
 

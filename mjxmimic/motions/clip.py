@@ -107,9 +107,9 @@ class Clip:
             return z((1, 3)), z((1, 3)), z((1, j.shape[1]))
         nxt = lambda a: np.concatenate([a[1:], a[-1:]], 0)  # noqa: E731
         v = (nxt(p) - p) * self.fps
-        w = np.asarray(rmath.quat_angular_velocity(q, nxt(q), self.dt))
+        w = np.array(rmath.quat_angular_velocity(q, nxt(q), self.dt), dtype=np.float64)
         # Joint angles difference wrapped to (-pi, pi] so a +-pi crossing is not a spin.
-        jd = np.asarray(rmath.wrap_angle(nxt(j) - j)) * self.fps
+        jd = np.array(rmath.wrap_angle(nxt(j) - j), dtype=np.float64) * self.fps
         if self.loop == "wrap":
             # The seam: the last frame equals the first (MimicKit's convention), so the
             # last velocity is the first one.
