@@ -1,0 +1,410 @@
+"""PPO (MimicKit ``PPOAgent``) as one jitted training iteration.
+
+``make_trainer(env, env_params, cfg)`` returns a ``Trainer`` whose ``iteration`` does,
+inside a single ``jax.jit``: a ``lax.scan`` rollout of ``steps_per_iter`` vmapped env
+steps, critic values, TD(λ) targets and normalised advantages, critic then actor
+minibatch SGD (``lax.scan``), an optional extension update (AMP's discriminator), and
+the observation-normaliser update. Everything random is drawn from ``TrainState.key``,
+so an iteration is a pure function of its input state.
+
+AMP reuses all of this through an ``Extension`` (see ``amp.py``): a reward hook run
+before the PPO targets are built and an extra update run after the actor/critic.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from mjxmimic.envs.core import EnvState
+from mjxmimic.learning import losses
+from mjxmimic.learning import normalizer as normlib
+from mjxmimic.learning.networks import Critic, GaussianActor, gaussian_entropy, gaussian_log_prob
+from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Defaults are MimicKit's ``deepmimic_*_ppo_agent.yaml``."""
+
+    num_envs: int = 4096
+    steps_per_iter: int = 32
+    gamma: float = 0.99  # MimicKit "discount"
+    td_lambda: float = 0.95
+    actor_epochs: int = 5
+    critic_epochs: int = 2
+    # Minibatch sizes as multiples of num_envs (MimicKit actor/critic_batch_size).
+    actor_batch_size: float = 4.0
+    critic_batch_size: float = 2.0
+    ppo_clip_ratio: float = 0.2
+    norm_adv_clip: float = 4.0
+    action_bound_weight: float = 10.0
+    action_entropy_weight: float = 0.0
+    # Env action bounds. The policy acts in a normalised space mapped affinely onto
+    # [low, high] (MimicKit's action normaliser), and the bound penalty keeps its mean in
+    # [-1, 1]. None: use env.action_low/env.action_high if present, else [-1, 1] (identity).
+    action_low: Optional[Sequence[float]] = None
+    action_high: Optional[Sequence[float]] = None
+    actor_hidden: Sequence[int] = (1024, 512)
+    critic_hidden: Sequence[int] = (1024, 512)
+    actor_init_output_scale: float = 0.01
+    action_std: float = 0.05  # in normalised action units
+    learn_action_std: bool = False  # False == MimicKit actor_std_type FIXED
+    normalizer_samples: float = 1e8  # env samples after which the obs normaliser freezes
+    obs_clip: float = 10.0
+    actor_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
+    critic_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
+
+
+@struct.dataclass
+class Transition:
+    """One rollout step for all envs (time-major [T, N, ...] after the scan)."""
+
+    obs: jax.Array
+    action: jax.Array  # normalised action that was sampled
+    logp: jax.Array
+    reward: jax.Array  # env (task) reward
+    done: jax.Array
+    truncated: jax.Array
+    terminal_obs: jax.Array
+    env_metrics: dict
+    extra: Any  # Extension.collect(next_state), e.g. AMP disc obs
+
+
+@struct.dataclass
+class TrainState:
+    actor_params: Any
+    critic_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    obs_norm: normlib.Normalizer
+    env_state: EnvState  # batched over num_envs
+    key: jax.Array  # raw uint32 PRNG key; all learner randomness comes from here
+    iteration: jax.Array  # int32, iterations completed
+    ep_return: jax.Array  # [N] running task return of the current episodes
+    ep_length: jax.Array  # [N] int32
+    ext: Any  # extension state (AMP: discriminator, its normaliser, replay buffer); () for PPO
+
+
+@struct.dataclass
+class PolicyParams:
+    """What a deployed policy needs: actor weights and the frozen obs normaliser."""
+
+    actor_params: Any
+    obs_norm: normlib.Normalizer
+
+
+class Extension(Protocol):
+    """Hooks that turn PPO into AMP & co. All are traced inside ``iteration``."""
+
+    def init(self, key, env_params) -> Any: ...
+
+    def collect(self, next_state: EnvState) -> Any:
+        """Per-step data to keep from the post-step (pre-auto-reset info) state."""
+
+    def prepare(self, ext, traj: Transition, env_params, key) -> tuple[Any, jax.Array, Any, dict]:
+        """Before PPO targets: returns (ext, rewards [T, N] used for PPO, aux, metrics)."""
+
+    def update(self, ext, traj: Transition, aux, norm_enabled, key) -> tuple[Any, dict]:
+        """After the actor/critic updates (e.g. discriminator SGD + its normaliser)."""
+
+
+def minibatch_indices(key, num_samples: int, batch_size: int, num_steps: int) -> jax.Array:
+    """[num_steps, batch_size] indices read off a stream of fresh random permutations.
+
+    This is MimicKit's ``ExperienceBuffer.sample``: consecutive chunks of a shuffled index
+    buffer that is reshuffled when exhausted, i.e. epochs without replacement (not i.i.d.
+    sampling with replacement) whenever batch_size divides the sample count.
+    """
+    num_perms = max(1, math.ceil(batch_size * num_steps / num_samples))
+    perms = jax.vmap(lambda k: jax.random.permutation(k, num_samples))(jax.random.split(key, num_perms))
+    return perms.reshape(-1)[: batch_size * num_steps].reshape(num_steps, batch_size)
+
+
+def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_state, xs):
+    """Run one optimiser step per leading entry of ``xs``; returns params, state, mean info.
+
+    ``loss_fn(params, x) -> (loss, info)``; minibatches are gathered inside from ``x``
+    (indices), so the [epochs × batch] data is never materialised.
+    """
+
+    def step(carry, x):
+        p, s = carry
+        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, x)
+        updates, s = opt.update(grads, s, p)
+        p = optax.apply_updates(p, updates)
+        return (p, s), {**info, "loss": loss}
+
+    (params, opt_state), infos = jax.lax.scan(step, (params, opt_state), xs)
+    return params, opt_state, jax.tree_util.tree_map(jnp.mean, infos)
+
+
+def _num_minibatch_steps(num_samples: int, num_envs: int, batch_mult: float, epochs: int):
+    """MimicKit: batch = ceil(mult·N); steps = ceil(samples / batch) · epochs."""
+    batch = int(math.ceil(batch_mult * num_envs))
+    return batch, int(math.ceil(num_samples / batch)) * epochs
+
+
+def _as_raw_key(key):
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
+
+def _resolve_action_map(env, cfg: PPOConfig):
+    low, high = cfg.action_low, cfg.action_high
+    if low is None and high is None:
+        low, high = getattr(env, "action_low", None), getattr(env, "action_high", None)
+    if low is None or high is None:
+        return np.zeros(env.action_size, np.float32), np.ones(env.action_size, np.float32)
+    low = np.broadcast_to(np.asarray(low, np.float32), (env.action_size,))
+    high = np.broadcast_to(np.asarray(high, np.float32), (env.action_size,))
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise ValueError("action bounds must be finite with high > low")
+    return 0.5 * (high + low), 0.5 * (high - low)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Closures over a fixed env/config. ``iteration`` and ``evaluate`` are jitted."""
+
+    cfg: PPOConfig
+    env: Any
+    env_params: Any
+    actor: GaussianActor
+    critic: Critic
+    init: Callable[[jax.Array], TrainState]
+    iteration: Callable[[TrainState], tuple[TrainState, dict]]
+    policy: Callable[..., jax.Array]
+    evaluate: Callable[..., dict]
+    abstract_state: Callable[[], TrainState]
+
+
+def policy_params(train_state: TrainState) -> PolicyParams:
+    return PolicyParams(train_state.actor_params, train_state.obs_norm)
+
+
+def make_policy_fn(actor: GaussianActor, action_offset, action_scale, obs_clip: float = 10.0):
+    """Pure ``policy(train_state | PolicyParams, obs, key=None, deterministic=True) -> env action``.
+
+    Deterministic returns the mean (MimicKit test mode); stochastic needs ``key``.
+    Works on a single obs or a batch.
+    """
+    offset, scale = jnp.asarray(action_offset), jnp.asarray(action_scale)
+
+    def policy(params, obs, key=None, deterministic=True):
+        if isinstance(params, TrainState):
+            params = policy_params(params)
+        mean, log_std = actor.apply(params.actor_params, normlib.normalize(params.obs_norm, obs, obs_clip))
+        a = mean
+        if not deterministic:
+            if key is None:
+                raise ValueError("a stochastic policy needs a key")
+            a = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+        return offset + scale * a
+
+    return policy
+
+
+def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension] = None,
+                 donate: bool = False) -> Trainer:
+    """Build the PPO (or, with ``extension``, AMP) trainer for ``env``.
+
+    ``donate=True`` donates the input TrainState's buffers to ``iteration`` (saves
+    device memory; the old state must then not be reused).
+    """
+    N, T = cfg.num_envs, cfg.steps_per_iter
+    num_samples = N * T
+    actor = GaussianActor(env.action_size, tuple(cfg.actor_hidden), cfg.actor_init_output_scale,
+                          cfg.action_std, cfg.learn_action_std)
+    critic = Critic(tuple(cfg.critic_hidden))
+    actor_opt = make_optimizer(cfg.actor_optimizer)
+    critic_opt = make_optimizer(cfg.critic_optimizer)
+    action_offset, action_scale = _resolve_action_map(env, cfg)
+    policy = make_policy_fn(actor, action_offset, action_scale, cfg.obs_clip)
+    critic_batch, critic_steps = _num_minibatch_steps(num_samples, N, cfg.critic_batch_size, cfg.critic_epochs)
+    actor_batch, actor_steps = _num_minibatch_steps(num_samples, N, cfg.actor_batch_size, cfg.actor_epochs)
+    v_reset = jax.vmap(env.reset, in_axes=(None, 0))
+    v_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+
+    def to_env_action(a):
+        return action_offset + action_scale * a
+
+    def _init(key, env_params):
+        key = _as_raw_key(key)
+        key, k_actor, k_critic, k_env, k_ext = jax.random.split(key, 5)
+        dummy_obs = jnp.zeros((1, env.obs_size), jnp.float32)
+        actor_params = actor.init(k_actor, dummy_obs)
+        critic_params = critic.init(k_critic, dummy_obs)
+        env_state = v_reset(env_params, jax.random.split(k_env, N))
+        ext = extension.init(k_ext, env_params) if extension is not None else ()
+        return TrainState(
+            actor_params=actor_params, critic_params=critic_params,
+            actor_opt_state=actor_opt.init(actor_params), critic_opt_state=critic_opt.init(critic_params),
+            obs_norm=normlib.init(env.obs_size), env_state=env_state, key=key,
+            iteration=jnp.zeros((), jnp.int32), ep_return=jnp.zeros((N,), jnp.float32),
+            ep_length=jnp.zeros((N,), jnp.int32), ext=ext)
+
+    def rollout(ts: TrainState, env_params, key):
+        """Collect [T, N] transitions with the stochastic policy; track finished episodes."""
+
+        def step(carry, k):
+            env_state, ep_ret, ep_len, fin = carry
+            obs = env_state.obs
+            mean, log_std = actor.apply(ts.actor_params, normlib.normalize(ts.obs_norm, obs, cfg.obs_clip))
+            a = mean + jnp.exp(log_std) * jax.random.normal(k, mean.shape, mean.dtype)
+            logp = gaussian_log_prob(a, mean, log_std)
+            nxt = v_step(env_params, env_state, to_env_action(a))
+            done = nxt.done.astype(bool)
+            ep_ret = ep_ret + nxt.reward
+            ep_len = ep_len + 1
+            fin = (fin[0] + jnp.sum(jnp.where(done, ep_ret, 0.0)),
+                   fin[1] + jnp.sum(jnp.where(done, ep_len, 0)),
+                   fin[2] + jnp.sum(done))
+            tr = Transition(obs=obs, action=a, logp=logp, reward=nxt.reward, done=done,
+                            truncated=nxt.truncated.astype(bool), terminal_obs=nxt.terminal_obs,
+                            env_metrics=nxt.metrics,
+                            extra=extension.collect(nxt) if extension is not None else ())
+            ep_ret = jnp.where(done, 0.0, ep_ret)
+            ep_len = jnp.where(done, 0, ep_len)
+            return (nxt, ep_ret, ep_len, fin), tr
+
+        zero_fin = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        carry0 = (ts.env_state, ts.ep_return, ts.ep_length, zero_fin)
+        (env_state, ep_ret, ep_len, fin), traj = jax.lax.scan(step, carry0, jax.random.split(key, T))
+        return env_state, ep_ret, ep_len, fin, traj
+
+    def critic_loss_fn(params, idx, norm_obs, targets):
+        pred = critic.apply(params, norm_obs[idx])
+        loss = jnp.mean(jnp.square(targets[idx] - pred))
+        return loss, {}
+
+    def actor_loss_fn(params, idx, norm_obs, actions, old_logp, adv):
+        mean, log_std = actor.apply(params, norm_obs[idx])
+        loss, info = losses.ppo_actor_loss(mean, log_std, actions[idx], old_logp[idx], adv[idx],
+                                           cfg.ppo_clip_ratio)
+        info["surrogate_loss"] = loss
+        if cfg.action_bound_weight:
+            bound = jnp.mean(losses.action_bound_loss(mean))
+            loss = loss + cfg.action_bound_weight * bound
+            info["action_bound_loss"] = bound
+        if cfg.action_entropy_weight:
+            ent = jnp.mean(gaussian_entropy(log_std))
+            loss = loss - cfg.action_entropy_weight * ent
+            info["action_entropy"] = ent
+        return loss, info
+
+    def _iteration(ts: TrainState, env_params):
+        key, k_roll, k_prep, k_critic, k_actor, k_ext = jax.random.split(ts.key, 6)
+        env_state, ep_ret, ep_len, fin, traj = rollout(ts, env_params, k_roll)
+        norm_enabled = ts.iteration.astype(jnp.float32) * num_samples < cfg.normalizer_samples
+
+        # Rewards used for learning: the env's task reward, or the extension's (AMP: style mix).
+        ext, ext_metrics = ts.ext, {}
+        rewards, aux = traj.reward, None
+        if extension is not None:
+            ext, rewards, aux, ext_metrics = extension.prepare(ext, traj, env_params, k_prep)
+
+        # Values with the pre-update normaliser and critic, as the rollout saw them.
+        flat = lambda x: x.reshape((num_samples,) + x.shape[2:])
+        norm_obs = normlib.normalize(ts.obs_norm, flat(traj.obs), cfg.obs_clip)
+        values = critic.apply(ts.critic_params, norm_obs).reshape(T, N)
+        term_values = critic.apply(
+            ts.critic_params, normlib.normalize(ts.obs_norm, flat(traj.terminal_obs), cfg.obs_clip)).reshape(T, N)
+        next_values = losses.bootstrap_values(term_values, traj.done, traj.truncated)
+        targets = losses.td_lambda_returns(rewards, next_values, traj.done, cfg.gamma, cfg.td_lambda)
+        adv, adv_mean, adv_std = losses.normalize_advantages(flat(targets - values), cfg.norm_adv_clip)
+
+        # Critic first, then actor (MimicKit order); both on the same fixed targets.
+        critic_idx = minibatch_indices(k_critic, num_samples, critic_batch, critic_steps)
+        critic_params, critic_opt_state, critic_info = sgd_scan(
+            critic_opt, lambda p, i: critic_loss_fn(p, i, norm_obs, flat(targets)),
+            ts.critic_params, ts.critic_opt_state, critic_idx)
+        actor_idx = minibatch_indices(k_actor, num_samples, actor_batch, actor_steps)
+        actor_params, actor_opt_state, actor_info = sgd_scan(
+            actor_opt, lambda p, i: actor_loss_fn(p, i, norm_obs, flat(traj.action), flat(traj.logp), adv),
+            ts.actor_params, ts.actor_opt_state, actor_idx)
+
+        if extension is not None:
+            ext, upd_metrics = extension.update(ext, traj, aux, norm_enabled, k_ext)
+            ext_metrics = {**ext_metrics, **upd_metrics}
+
+        obs_norm = normlib.update(ts.obs_norm, traj.obs, norm_enabled)
+
+        new_ts = TrainState(
+            actor_params=actor_params, critic_params=critic_params, actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state, obs_norm=obs_norm, env_state=env_state, key=key,
+            iteration=ts.iteration + 1, ep_return=ep_ret, ep_length=ep_len, ext=ext)
+
+        num_eps = fin[2]
+        denom = jnp.maximum(num_eps, 1).astype(jnp.float32)
+        metrics = {
+            "reward_mean": jnp.mean(rewards),
+            "task_reward_mean": jnp.mean(traj.reward),
+            "episode_return": fin[0] / denom,  # task (env) return, NaN-free when no episode ended
+            "episode_length": fin[1].astype(jnp.float32) / denom,
+            "num_episodes": num_eps,
+            "critic_loss": critic_info["loss"],
+            "actor_loss": actor_info["loss"],
+            **{k: v for k, v in actor_info.items() if k != "loss"},
+            "adv_mean": adv_mean,
+            "adv_std": adv_std,
+            "value_mean": jnp.mean(values),
+            "done_frac": jnp.mean(traj.done.astype(jnp.float32)),
+            "obs_norm_frozen": jnp.logical_not(norm_enabled),
+            **{f"env/{k}": jnp.mean(v) for k, v in traj.env_metrics.items()},
+            **ext_metrics,
+        }
+        return new_ts, metrics
+
+    def _evaluate(ts, env_params, key, num_episodes: int, max_steps: int):
+        """MimicKit test mode: deterministic actions until every env finished
+        ceil(num_episodes / N) episodes (or max_steps); mean over all finished episodes."""
+        min_eps = max(1, math.ceil(num_episodes / N))
+        state = v_reset(env_params, jax.random.split(_as_raw_key(key), N))
+        pp = policy_params(ts)
+        zf = jnp.zeros((), jnp.float32)
+
+        def cond(c):
+            t, _, _, _, eps, *_ = c
+            return jnp.logical_and(t < max_steps, jnp.any(eps < min_eps))
+
+        def body(c):
+            t, state, ep_ret, ep_len, eps, ret_sum, len_sum, r_sum, msum = c
+            nxt = v_step(env_params, state, policy(pp, state.obs, deterministic=True))
+            done = nxt.done.astype(bool)
+            ep_ret, ep_len = ep_ret + nxt.reward, ep_len + 1
+            ret_sum = ret_sum + jnp.sum(jnp.where(done, ep_ret, 0.0))
+            len_sum = len_sum + jnp.sum(jnp.where(done, ep_len, 0)).astype(jnp.float32)
+            msum = {k: msum[k] + jnp.mean(v) for k, v in nxt.metrics.items()}
+            return (t + 1, nxt, jnp.where(done, 0.0, ep_ret), jnp.where(done, 0, ep_len),
+                    eps + done, ret_sum, len_sum, r_sum + jnp.mean(nxt.reward), msum)
+
+        m0 = {k: zf for k in state.metrics}
+        c0 = (jnp.zeros((), jnp.int32), state, jnp.zeros((N,)), jnp.zeros((N,), jnp.int32),
+              jnp.zeros((N,), jnp.int32), zf, zf, zf, m0)
+        t, _, _, _, eps, ret_sum, len_sum, r_sum, msum = jax.lax.while_loop(cond, body, c0)
+        n = jnp.maximum(jnp.sum(eps), 1).astype(jnp.float32)
+        steps = jnp.maximum(t, 1).astype(jnp.float32)
+        return {"episode_return": ret_sum / n, "episode_length": len_sum / n, "num_episodes": jnp.sum(eps),
+                "reward_mean": r_sum / steps, "steps": t, **{f"env/{k}": v / steps for k, v in msum.items()}}
+
+    init_jit = jax.jit(_init)
+    iteration_jit = jax.jit(_iteration, donate_argnums=(0,) if donate else ())
+    evaluate_jit = jax.jit(_evaluate, static_argnums=(3, 4))
+
+    return Trainer(
+        cfg=cfg, env=env, env_params=env_params, actor=actor, critic=critic,
+        init=lambda key: init_jit(key, env_params),
+        iteration=lambda ts: iteration_jit(ts, env_params),
+        policy=policy,
+        evaluate=lambda ts, key, num_episodes=32, max_steps=10_000: evaluate_jit(
+            ts, env_params, key, num_episodes, max_steps),
+        abstract_state=lambda: jax.eval_shape(_init, jax.random.PRNGKey(0), env_params),
+    )
