@@ -239,8 +239,10 @@ def _interp_pose(lib: MotionLib, i0, i1, blend, offset):
     return root_pos, root_rot, joint_pos
 
 
+@jax.jit
 def sample(lib: MotionLib, motion_ids, times) -> MotionFrame:
-    """Reference state of clips ``motion_ids`` at ``times`` (same shape, any batch shape)."""
+    """Reference state of clips ``motion_ids`` at ``times`` (same shape, any batch shape).
+    Jitted (also fine to call inside other jitted/vmapped code)."""
     i0, i1, blend, offset = _blend(lib, motion_ids, times)
     root_pos, root_rot, joint_pos = _interp_pose(lib, i0, i1, blend, offset)
     wb = blend[..., None, None]
@@ -251,6 +253,7 @@ def sample(lib: MotionLib, motion_ids, times) -> MotionFrame:
                        body_pos=body_pos, body_rot=body_rot)
 
 
+@jax.jit
 def sample_mjx(lib: MotionLib, mjx_model, motion_ids, times) -> MotionFrame:
     """Like :func:`sample`, but body poses come from MJX forward kinematics of the
     interpolated qpos (exact FK, no precomputed body arrays needed)."""
