@@ -1,0 +1,349 @@
+"""MimicKit's character env (``char_env.py``) on MJX, and the building blocks every
+character env (DeepMimic, AMP, tasks, kick) reuses.
+
+    env = CharEnv(CharConfig(robot="g1"))
+    params = env.default_params(motion_lib)      # CharParams pytree (MJX model, MotionLib, numbers)
+    state = env.reset(params, key)               # one env; vmap/jit outside
+    state = env.step(params, state, pd_target)   # auto-resets when done
+
+Actions are **PD targets in radians** (MimicKit's "pos" control mode), clipped to
+``[env.action_low, env.action_high]``. MimicKit's agent maps the policy's normalised
+output affinely onto those bounds (``a_norm``); our PPO learner does the same from the
+same two attributes, so an env never sees normalised actions. Bounds (MimicKit
+``_build_action_bounds_pos``): mid = 0 with ``zero_center_action`` else the joint-range
+mid-point; half width = 1.4 * max(|hi - mid|, |lo - mid|). (MuJoCo's position actuators
+additionally clamp ctrl to their ctrlrange, which the robot MJCFs set to the joint range.)
+
+Building blocks (all pure; reuse them rather than re-deriving):
+  * :func:`action_bounds`, :meth:`CharEnv.action_to_target` -- PD/action mapping.
+  * :mod:`mjxmimic.envs.physics` -- substep count, ``pd_step``, ``set_state``, NaN guard.
+  * :meth:`CharEnv.char_frame` -- the simulated character as a
+    :class:`~mjxmimic.motions.lib.MotionFrame` (same fields as a reference frame).
+  * :func:`joint_rotations`, :func:`compute_char_obs` -- MimicKit's char observation.
+  * :meth:`CharEnv.ground_contact` / :meth:`CharEnv.has_fallen` -- fall detection.
+  * :meth:`CharEnv.initial_state` -- reference-state init (random clip/time) or default pose.
+  * :func:`auto_reset` -- the post-step EnvState with auto-reset, terminal obs and NaN guard.
+
+Subclasses override :meth:`CharEnv.observation` (obs of a state), :meth:`CharEnv.evaluate`
+(obs, reward, failed, succeeded, metrics after a step) and :meth:`CharEnv.initial_state`,
+and may add per-episode entries to ``info`` (``CharEnv.init_info``) or keys of ``info``
+that must keep their *pre-reset* value on the returned state (``terminal_info_keys``,
+e.g. AMP's ``disc_obs``).
+
+Time: ``info["step"]`` counts control steps since reset; the motion time is
+``info["motion_time0"] + step * control_dt`` (MimicKit's time buffer + time offset).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from mujoco import mjx
+
+from mjxmimic import math as rmath
+from mjxmimic.envs import physics
+from mjxmimic.envs.core import EnvState, select_tree
+from mjxmimic.motions import lib as mlib
+from mjxmimic.motions.lib import MotionFrame, MotionLib
+from mjxmimic.robots import Robot, load_robot
+
+__all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
+           "char_obs_size", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
+
+# Per-step indicators of how the step ended (fixed keys every character env reports).
+# Fractions of episodes follow from ratios of their means, e.g. term_timeout / (sum of all).
+TERM_METRICS = ("nan_resets", "term_fail", "term_success", "term_timeout")
+
+
+# ---------------------------------------------------------------------------------------
+# config and params
+# ---------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CharConfig:
+    """Static settings of a character env (MimicKit ``char_env`` / engine config names)."""
+
+    robot: str = "g1"
+    control_freq: float = 30.0          # Hz; substeps = control period / robot model timestep
+    episode_length: float = 10.0        # seconds (timeout, bootstrapped)
+    global_obs: bool = False
+    root_height_obs: bool = True
+    zero_center_action: bool = False
+    action_bound_scale: float = 1.4     # MimicKit widens the joint range by 1.4 for the action bounds
+    key_bodies: Optional[tuple] = None  # body names; None: the robot spec's key bodies
+    contact_bodies: Optional[tuple] = None  # bodies allowed to touch the ground; None: robot spec
+    enable_early_termination: bool = True
+    ground_contact_height: float = 0.01  # m; a non-contact geom lower than this "touches the ground"
+    rand_reset: bool = True             # reset at a random time of a random clip (needs a MotionLib)
+    init_pose: Optional[tuple] = None   # qpos [nq] used without a MotionLib; None: robot default pose
+    max_qvel: float = 200.0             # NaN guard: |qvel| above this (m/s or rad/s) resets the env
+
+    def __post_init__(self):
+        if self.control_freq <= 0 or self.episode_length <= 0:
+            raise ValueError("control_freq and episode_length must be positive")
+        if self.action_bound_scale <= 0 or self.max_qvel <= 0:
+            raise ValueError("action_bound_scale and max_qvel must be positive")
+
+
+@struct.dataclass
+class CharParams:
+    """Runtime data of a character env (a pytree; learners pass it into their jit)."""
+
+    model: mjx.Model
+    motion: Optional[MotionLib]
+    ground_contact_height: jax.Array
+
+
+# ---------------------------------------------------------------------------------------
+# pure building blocks
+# ---------------------------------------------------------------------------------------
+def action_bounds(joint_range: np.ndarray, zero_center: bool, scale: float = 1.4):
+    """MimicKit's PD-target bounds from joint limits [J, 2] -> (low [J], high [J])."""
+    lo, hi = np.asarray(joint_range, np.float64).T
+    mid = np.zeros_like(hi) if zero_center else 0.5 * (lo + hi)
+    half = scale * np.maximum(np.abs(hi - mid), np.abs(lo - mid))
+    return (mid - half).astype(np.float32), (mid + half).astype(np.float32)
+
+
+def joint_rotations(joint_pos, joint_axes):
+    """Local rotation of each hinge joint: a rotation of ``joint_pos`` about its axis. [..., J, 4]"""
+    return rmath.quat_from_axis_angle(jnp.asarray(joint_axes), joint_pos)
+
+
+def local_body_pos(root_rot, rel_pos):
+    """Rotate root-relative positions [..., K, 3] into the root's heading frame."""
+    h = rmath.heading_quat_inv(root_rot)
+    return rmath.quat_rotate(h[..., None, :], rel_pos)
+
+
+def heading_local(root_rot, root_vel, root_ang_vel):
+    """(root rot, lin vel, ang vel) expressed in the root's own heading frame."""
+    h = rmath.heading_quat_inv(root_rot)
+    return rmath.quat_mul(h, root_rot), rmath.quat_rotate(h, root_vel), rmath.quat_rotate(h, root_ang_vel)
+
+
+def compute_char_obs(root_pos, root_rot, root_vel, root_ang_vel, joint_rot, dof_vel, key_pos,
+                     global_obs: bool, root_height_obs: bool):
+    """MimicKit ``compute_char_obs`` for one env (or any batch): in order
+    [root height] (if root_height_obs), root rot tan-norm (6), root vel (3), root ang vel (3),
+    joint rot tan-norm (6 per joint), joint vel (J), key-body positions relative to the
+    root (3 per key body). Root rot/vels and key positions are in the heading frame unless
+    ``global_obs``; key positions are always relative to the root position.
+    """
+    if global_obs:
+        rot_obs, vel_obs, ang_obs = root_rot, root_vel, root_ang_vel
+    else:
+        rot_obs, vel_obs, ang_obs = heading_local(root_rot, root_vel, root_ang_vel)
+    batch = root_pos.shape[:-1]
+    parts = [rmath.quat_to_tan_norm(rot_obs), vel_obs, ang_obs,
+             rmath.quat_to_tan_norm(joint_rot).reshape(batch + (-1,)), dof_vel]
+    if key_pos.shape[-2] > 0:
+        rel = key_pos - root_pos[..., None, :]
+        if not global_obs:
+            rel = local_body_pos(root_rot, rel)
+        parts.append(rel.reshape(batch + (-1,)))
+    if root_height_obs:
+        parts.insert(0, root_pos[..., 2:3])
+    return jnp.concatenate(parts, axis=-1)
+
+
+def char_obs_size(num_joints: int, num_key_bodies: int, root_height_obs: bool) -> int:
+    return int(root_height_obs) + 6 + 3 + 3 + 6 * num_joints + num_joints + 3 * num_key_bodies
+
+
+def auto_reset(env, params, state: EnvState, physics_data, obs, reward, done, truncated, metrics: dict,
+               info: dict, unstable=None, keep_info_keys: Sequence[str] = ()) -> EnvState:
+    """The EnvState returned by ``step``: envs that are ``done`` (or ``unstable``) restart
+    from ``env.reset``; ``terminal_obs`` is the pre-reset observation.
+
+    NaN guard: an unstable env is done (not truncated, reward 0), its terminal obs and
+    metrics are replaced by finite values (the fresh obs / 0) and ``metrics['nan_resets']``
+    is 1. ``info`` takes the fresh episode's values except ``keep_info_keys``.
+    """
+    key, k_reset = jax.random.split(state.key)
+    fresh = env.reset(params, k_reset)
+    if unstable is None:
+        unstable = jnp.zeros((), bool)
+    done = jnp.logical_or(done, unstable)
+    truncated = jnp.logical_and(truncated, ~unstable)
+    reward = jnp.where(unstable | ~jnp.isfinite(reward), 0.0, reward).astype(jnp.float32)
+    terminal_obs = jnp.where(unstable, fresh.obs, obs)
+    metrics = {k: jnp.where(unstable, jnp.zeros_like(v), v) for k, v in metrics.items()}
+    metrics["nan_resets"] = unstable.astype(jnp.float32)
+    new_info = {k: (v if k in keep_info_keys else jax.tree_util.tree_map(
+        lambda a, b: jnp.where(done, a, b), fresh.info[k], v)) for k, v in info.items()}
+    return EnvState(physics=select_tree(done, fresh.physics, physics_data),
+                    obs=jnp.where(done, fresh.obs, terminal_obs), terminal_obs=terminal_obs,
+                    reward=reward, done=done, truncated=truncated, metrics=metrics, info=new_info, key=key)
+
+
+# ---------------------------------------------------------------------------------------
+# the env
+# ---------------------------------------------------------------------------------------
+class CharEnv:
+    """A humanoid on a plane driven by PD targets (MimicKit ``CharEnv``).
+
+    Reward 1 per step (MimicKit's char env); failure = a body outside ``contact_bodies``
+    touching the ground (ignored on the first step of an episode); timeout after
+    ``episode_length`` seconds (truncated). Static attributes: obs_size, action_size,
+    action_low, action_high, control_dt, num_substeps, max_episode_steps, robot,
+    key_body_ids, contact_body_ids, fall_geom_ids, joint_axes.
+    """
+
+    terminal_info_keys: tuple = ()
+
+    def __init__(self, cfg: CharConfig, robot: Optional[Robot] = None):
+        robot = robot if robot is not None else load_robot(cfg.robot)
+        m = robot.model
+        self.cfg = cfg
+        self.robot = robot
+        self.control_dt = 1.0 / cfg.control_freq
+        self.num_substeps = physics.num_substeps(float(m.opt.timestep), self.control_dt)
+        self.max_episode_steps = max(1, int(round(cfg.episode_length / self.control_dt)))
+        self.num_joints = robot.num_joints
+        self.action_size = robot.num_joints
+        self.action_low, self.action_high = action_bounds(robot.joint_range, cfg.zero_center_action,
+                                                          cfg.action_bound_scale)
+        jid = np.array([m.joint(n).id for n in robot.joint_names])
+        if np.any(m.jnt_type[jid] != 3):
+            raise ValueError(f"{robot.name}: only hinge joints are supported as actuated joints")
+        self.joint_axes = m.jnt_axis[jid].astype(np.float32)
+        self.key_body_ids = (robot.key_body_ids if cfg.key_bodies is None
+                             else np.array([robot.body_id(n) for n in cfg.key_bodies], np.int32))
+        self.contact_body_ids = (robot.contact_body_ids if cfg.contact_bodies is None
+                                 else np.array([robot.body_id(n) for n in cfg.contact_bodies], np.int32))
+        allowed = set(self.contact_body_ids.tolist())
+        self.fall_geom_ids = np.array([g for g in robot.collision_geom_ids if m.geom_bodyid[g] not in allowed],
+                                      np.int32)
+        self._geom_type = m.geom_type.copy()
+        self._geom_size = m.geom_size.astype(np.float32)
+        if cfg.init_pose is not None:
+            init = np.asarray(cfg.init_pose, np.float64)
+            if init.shape != (m.nq,):
+                raise ValueError(f"init_pose must have nq={m.nq} values, got {init.shape}")
+            self.init_qpos = init.astype(np.float32)
+        else:
+            self.init_qpos = robot.default_qpos.astype(np.float32)
+        self.obs_size = self.char_obs_size()
+        self._frozen = True
+
+    def __setattr__(self, k, v):
+        if getattr(self, "_frozen", False):
+            raise dataclasses.FrozenInstanceError(f"{type(self).__name__} is frozen (set {k})")
+        object.__setattr__(self, k, v)
+
+    # ---- params -----------------------------------------------------------------------
+    def default_params(self, motion: Optional[MotionLib] = None) -> CharParams:
+        if motion is not None:
+            self.check_motion(motion)
+        return CharParams(model=self.robot.mjx_model(), motion=motion,
+                          ground_contact_height=jnp.float32(self.cfg.ground_contact_height))
+
+    def check_motion(self, motion: MotionLib):
+        if tuple(motion.joint_names) != tuple(self.robot.joint_names):
+            raise ValueError(f"motion library joints {list(motion.joint_names)} differ from robot "
+                             f"{self.robot.name}'s {list(self.robot.joint_names)}")
+        if tuple(motion.body_names) and tuple(motion.body_names) != tuple(self.robot.body_names):
+            raise ValueError(f"motion library bodies differ from robot {self.robot.name}'s; rebuild it for this robot")
+
+    # ---- sizes ------------------------------------------------------------------------
+    def char_obs_size(self) -> int:
+        return char_obs_size(self.num_joints, len(self.key_body_ids), self.cfg.root_height_obs)
+
+    # ---- actions ----------------------------------------------------------------------
+    def action_to_target(self, action):
+        """PD target from an env action (already in radians): clipped to the action bounds."""
+        return jnp.clip(action, jnp.asarray(self.action_low), jnp.asarray(self.action_high))
+
+    def normalized_to_action(self, a_norm):
+        """What the learner does: map a normalised action in [-1, 1] onto [low, high]."""
+        lo, hi = jnp.asarray(self.action_low), jnp.asarray(self.action_high)
+        return 0.5 * (hi + lo) + 0.5 * (hi - lo) * a_norm
+
+    # ---- state views ------------------------------------------------------------------
+    def char_frame(self, data: mjx.Data) -> MotionFrame:
+        """The simulated character in MotionFrame form (body arrays indexed by body id)."""
+        pos, rot, vel, ang = physics.root_state(data)
+        return MotionFrame(root_pos=pos, root_rot=rot, root_vel=vel, root_ang_vel=ang,
+                           joint_pos=data.qpos[self.robot.qpos_idx], joint_vel=data.qvel[self.robot.qvel_idx],
+                           body_pos=data.xpos, body_rot=data.xquat)
+
+    def joint_rot(self, joint_pos):
+        return joint_rotations(joint_pos, self.joint_axes)
+
+    def char_obs(self, frame: MotionFrame):
+        return compute_char_obs(frame.root_pos, frame.root_rot, frame.root_vel, frame.root_ang_vel,
+                                self.joint_rot(frame.joint_pos), frame.joint_vel,
+                                frame.body_pos[..., self.key_body_ids, :], self.cfg.global_obs,
+                                self.cfg.root_height_obs)
+
+    def motion_time(self, info):
+        return info["motion_time0"] + info["step"].astype(jnp.float32) * self.control_dt
+
+    # ---- termination ------------------------------------------------------------------
+    def ground_contact(self, params: CharParams, data: mjx.Data) -> jax.Array:
+        """[G] per fall geom: True when it is below ``ground_contact_height`` (stands in for
+        MimicKit's ground contact force > 0.1 N; the solver never tests these pairs)."""
+        z = physics.geoms_min_z(self._geom_type, self._geom_size, data, self.fall_geom_ids)
+        return z < params.ground_contact_height
+
+    def has_fallen(self, params: CharParams, data: mjx.Data, info) -> jax.Array:
+        """Early termination by ground contact of a non-contact body, never on the first step."""
+        if not self.cfg.enable_early_termination or self.fall_geom_ids.size == 0:
+            return jnp.zeros((), bool)
+        return jnp.any(self.ground_contact(params, data)) & (info["step"] > 1)
+
+    # ---- overridable hooks ------------------------------------------------------------
+    def initial_state(self, params: CharParams, key):
+        """(qpos, qvel, info) of a new episode: reference-state init from the MotionLib
+        (random clip by weight; random time if rand_reset, else 0), or the init pose at rest."""
+        info = {"step": jnp.zeros((), jnp.int32), "motion_id": jnp.zeros((), jnp.int32),
+                "motion_time0": jnp.zeros((), jnp.float32)}
+        if params.motion is None:
+            return jnp.asarray(self.init_qpos), jnp.zeros((self.robot.model.nv,), jnp.float32), info
+        lib = params.motion
+        k_id, k_t = jax.random.split(key)
+        mid = mlib.sample_motions(lib, k_id, 1)[0].astype(jnp.int32)
+        t = mlib.sample_times(lib, k_t, mid) if self.cfg.rand_reset else jnp.zeros((), jnp.float32)
+        f = mlib.sample(lib, mid, t)
+        info.update(motion_id=mid, motion_time0=t.astype(jnp.float32))
+        return f.qpos(lib), f.qvel(lib), info
+
+    def observation(self, params: CharParams, data: mjx.Data, info) -> jax.Array:
+        return self.char_obs(self.char_frame(data))
+
+    def evaluate(self, params: CharParams, data: mjx.Data, info):
+        """After a step: (obs, reward, failed, succeeded, metrics dict)."""
+        obs = self.observation(params, data, info)
+        return obs, jnp.ones((), jnp.float32), self.has_fallen(params, data, info), jnp.zeros((), bool), {}
+
+    # ---- contract ---------------------------------------------------------------------
+    def reset(self, params: CharParams, key) -> EnvState:
+        k_init, key = jax.random.split(key)
+        qpos, qvel, info = self.initial_state(params, k_init)
+        data = physics.set_state(params.model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
+        obs, _, _, _, metrics = jax.tree_util.tree_map(jnp.asarray, self.evaluate(params, data, info))
+        metrics = {k: jnp.zeros((), jnp.float32) for k in metrics}
+        metrics.update({k: jnp.zeros((), jnp.float32) for k in TERM_METRICS})
+        return EnvState(physics=data, obs=obs, terminal_obs=obs, reward=jnp.zeros((), jnp.float32),
+                        done=jnp.zeros((), bool), truncated=jnp.zeros((), bool), metrics=metrics, info=info,
+                        key=key)
+
+    def step(self, params: CharParams, state: EnvState, action) -> EnvState:
+        data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+        info = {**state.info, "step": state.info["step"] + 1}
+        unstable = physics.is_unstable(data, self.cfg.max_qvel)
+        obs, reward, failed, succeeded, metrics = self.evaluate(params, data, info)
+        timeout = info["step"] >= self.max_episode_steps
+        failed = failed & ~unstable
+        succeeded = succeeded & ~failed & ~unstable
+        truncated = timeout & ~failed & ~succeeded
+        done = failed | succeeded | timeout
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        metrics.update(term_fail=failed.astype(jnp.float32), term_success=succeeded.astype(jnp.float32),
+                       term_timeout=(truncated & ~unstable).astype(jnp.float32))
+        return auto_reset(self, params, state, data, obs, jnp.asarray(reward, jnp.float32), done, truncated,
+                          metrics, info, unstable=unstable, keep_info_keys=self.terminal_info_keys)

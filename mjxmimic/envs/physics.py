@@ -1,0 +1,88 @@
+"""MJX physics helpers shared by every character env (pure, single-env, vmap/jit-safe).
+
+    n = num_substeps(robot.model.opt.timestep, 1 / 30)   # 4 at 120 Hz
+    data = set_state(model, qpos, qvel)                    # fresh Data + kinematics
+    data = pd_step(model, data, target, n)                 # ctrl = PD target, n mj steps
+    bad = is_unstable(data, max_qvel)                      # NaN guard
+
+Conventions (MuJoCo free joint): qpos[0:3] world root position, qpos[3:7] root
+quaternion (wxyz), qvel[0:3] world linear velocity, qvel[3:6] *body-frame* angular
+velocity. :func:`root_state` returns MimicKit's convention (both velocities in world).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mujoco import mjx
+
+from mjxmimic import math as rmath
+from mjxmimic.robots.geometry import geom_min_z
+
+
+def num_substeps(sim_timestep: float, control_dt: float) -> int:
+    """Physics steps per control step; control_dt must be a whole multiple of the sim step."""
+    if sim_timestep <= 0 or control_dt <= 0:
+        raise ValueError(f"timesteps must be positive (sim {sim_timestep}, control {control_dt})")
+    n = control_dt / sim_timestep
+    k = int(round(n))
+    if k < 1 or not math.isclose(n, k, rel_tol=1e-4, abs_tol=1e-4):
+        raise ValueError(f"control period {control_dt:.6g}s is not a whole multiple of the simulation "
+                         f"timestep {sim_timestep:.6g}s (ratio {n:.4f})")
+    return k
+
+
+def set_state(model: mjx.Model, qpos, qvel, ctrl=None) -> mjx.Data:
+    """A fresh mjx.Data at (qpos, qvel) with kinematics (body/geom poses) computed.
+
+    Starting from ``make_data`` clears everything else (warm starts, contacts, forces),
+    so a reset never inherits solver state from the previous episode.
+    """
+    d = mjx.make_data(model)
+    d = d.replace(qpos=jnp.asarray(qpos, d.qpos.dtype), qvel=jnp.asarray(qvel, d.qvel.dtype))
+    if ctrl is not None:
+        d = d.replace(ctrl=jnp.asarray(ctrl, d.ctrl.dtype))
+    return mjx.kinematics(model, d)
+
+
+def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int) -> mjx.Data:
+    """Hold ``ctrl = target`` (position-actuator PD targets) for ``num_steps`` mj steps."""
+    data = data.replace(ctrl=jnp.asarray(target, data.ctrl.dtype))
+
+    def body(d, _):
+        return mjx.step(model, d), None
+
+    data, _ = jax.lax.scan(body, data, None, length=num_steps)
+    return data
+
+
+def is_unstable(data: mjx.Data, max_qvel: float) -> jax.Array:
+    """True when the state is unusable: non-finite qpos/qvel or any |qvel| > max_qvel."""
+    finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+    fast = jnp.any(jnp.abs(data.qvel) > max_qvel)
+    return ~finite | fast
+
+
+def root_state(data: mjx.Data):
+    """(root_pos, root_rot wxyz unit, root_vel world, root_ang_vel world) of a free-floating robot."""
+    pos = data.qpos[0:3]
+    rot = rmath.normalize(data.qpos[3:7])
+    vel = data.qvel[0:3]
+    ang_vel = rmath.quat_rotate(rot, data.qvel[3:6])
+    return pos, rot, vel, ang_vel
+
+
+def root_qvel(root_rot, root_vel, root_ang_vel) -> jax.Array:
+    """Free-joint qvel[0:6] from world linear/angular velocities."""
+    return jnp.concatenate([root_vel, rmath.quat_rotate_inv(root_rot, root_ang_vel)], axis=-1)
+
+
+def geoms_min_z(model_geom_type: np.ndarray, model_geom_size: np.ndarray, data: mjx.Data,
+                geom_ids: np.ndarray) -> jax.Array:
+    """Lowest world z of the given geoms (static numpy ids) in ``data``."""
+    g = np.asarray(geom_ids, np.int32)
+    if g.size == 0:
+        return jnp.zeros((0,), data.qpos.dtype)
+    return geom_min_z(model_geom_type[g], model_geom_size[g], data.geom_xpos[g], data.geom_xmat[g])
