@@ -18,23 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.lib import build_motion_lib, load_motion_lib, sample, sample_mjx, sample_motions, sample_times
+from mjxmimic.motions.synthetic import synthetic_clip
 from mjxmimic.robots import load_robot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "motions" / "mimickit_g1"
-
-
-def _synthetic(robot, frames=120, fps=30.0):
-    t = np.arange(frames) / fps
-    lo, hi = robot.joint_range.T
-    mid, half = (lo + hi) / 2, (hi - lo) / 2
-    jp = mid + 0.5 * half * np.sin(2 * np.pi * 0.7 * t[:, None] + np.arange(robot.num_joints))
-    pos = np.stack([0.5 * t, 0 * t, 0.8 + 0 * t], 1)
-    yaw = 0.3 * t
-    rot = np.stack([np.cos(yaw / 2), 0 * t, 0 * t, np.sin(yaw / 2)], 1)
-    return Clip(fps=fps, loop="wrap", root_pos=pos, root_rot=rot, joint_pos=jp, joint_names=robot.joint_names,
-                name="synthetic")
 
 
 def _time(fn, *args, iters):
@@ -60,7 +48,8 @@ def main(argv=None):
     elif a.robot == "g1" and SHARED.exists():
         lib = load_motion_lib(sorted(SHARED.glob("*.pkl")), robot)
     else:
-        lib = build_motion_lib([_synthetic(robot)], robot)
+        lib = build_motion_lib([synthetic_clip(robot, 120, 30.0, "wrap", speed=0.5, yaw_rate=0.3, amp=0.5, freq=0.7)],
+                               robot)
     mjx_model = robot.mjx_model()
     print(f"device: {jax.devices()[0]} | robot {a.robot} ({robot.model.nbody} bodies) | "
           f"{lib.num_motions} motions, {lib.total_frames} frames")
