@@ -6,6 +6,11 @@ target; reward exp(-4 d²); episodes time out (truncated) after ``episode_steps`
 
 AMPPoint: same kinematics, no task reward; the discriminator sees the point position
 after each step; demo disc obs are N(demo_center, demo_std² I).
+
+Why fail_box is 1.5, not larger: timeouts bootstrap from V(terminal_obs). If points could
+drift far beyond the start square before timing out, those terminal states would only ever
+be seen as bootstrap inputs, never as training inputs, and the critic's extrapolation
+there feeds back into its targets (values diverged with a 2.0 box and MimicKit defaults).
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ class PointReachEnv:
     obs_size: int = 4  # position, target - position
     action_size: int = 2
     episode_steps: int = 25
-    fail_box: float = 2.0
+    fail_box: float = 1.5
 
     def default_params(self):
         return {"speed": jnp.float32(0.1)}
@@ -76,7 +81,7 @@ class AMPPointEnv:
     action_size: int = 2
     disc_obs_size: int = 2
     episode_steps: int = 25
-    fail_box: float = 2.0
+    fail_box: float = 1.5
     demo_center: tuple = (0.5, -0.5)
     demo_std: float = 0.1
 

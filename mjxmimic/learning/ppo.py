@@ -356,6 +356,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
             "adv_mean": adv_mean,
             "adv_std": adv_std,
             "value_mean": jnp.mean(values),
+            "target_mean": jnp.mean(targets),
             "done_frac": jnp.mean(traj.done.astype(jnp.float32)),
             "obs_norm_frozen": jnp.logical_not(norm_enabled),
             **{f"env/{k}": jnp.mean(v) for k, v in traj.env_metrics.items()},
