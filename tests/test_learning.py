@@ -14,7 +14,8 @@ from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.checkpoint import CheckpointError, Checkpointer, init_or_restore, restore_train_state, train
 from mjxmimic.learning.networks import GaussianActor, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
-from mjxmimic.learning.ppo import PPOConfig, TrainState, _resolve_action_map, make_policy_fn, make_trainer, minibatch_indices
+from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, TrainState, _resolve_action_map, make_policy_fn, make_trainer,
+                                  minibatch_indices)
 
 try:
     from tests.toy_envs import PointReachEnv
@@ -114,8 +115,7 @@ def test_action_bound_penalty_and_action_map():
     params = actor.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
     params = jax.tree_util.tree_map(jnp.zeros_like, params)  # mean 0 -> action = bound mid-point
     policy = make_policy_fn(actor, offset, scale)
-    pp = type("P", (), {})()
-    pp.actor_params, pp.obs_norm = params, normlib.init(4)
+    pp = PolicyParams(params, normlib.init(4))
     np.testing.assert_allclose(policy(pp, jnp.ones((3, 4))), np.tile([0.0, 0.5], (3, 1)))
     a = policy(pp, jnp.ones((4000, 4)), key=jax.random.PRNGKey(1), deterministic=False)
     np.testing.assert_allclose(np.std(np.asarray(a), 0), [2.0 * 0.3, 0.5 * 0.3], rtol=0.08)

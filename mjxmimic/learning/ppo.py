@@ -13,7 +13,7 @@ before the PPO targets are built and an extra update run after the actor/critic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 import jax
