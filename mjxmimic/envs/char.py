@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from flax import struct
 from mujoco import mjx
@@ -73,12 +74,12 @@ class CharConfig:
     root_height_obs: bool = True
     zero_center_action: bool = False
     action_bound_scale: float = 1.4     # MimicKit widens the joint range by 1.4 for the action bounds
-    key_bodies: Optional[tuple] = None  # body names; None: the robot spec's key bodies
-    contact_bodies: Optional[tuple] = None  # bodies allowed to touch the ground; None: robot spec
+    key_bodies: Optional[tuple[str, ...]] = None  # body names; None: the robot spec's key bodies
+    contact_bodies: Optional[tuple[str, ...]] = None  # bodies allowed to touch the ground; None: robot spec
     enable_early_termination: bool = True
     ground_contact_height: float = 0.01  # m; a non-contact geom lower than this "touches the ground"
     rand_reset: bool = True             # reset at a random time of a random clip (needs a MotionLib)
-    init_pose: Optional[tuple] = None   # qpos [nq] used without a MotionLib; None: robot default pose
+    init_pose: Optional[tuple[float, ...]] = None   # qpos [nq] used without a MotionLib; None: robot default pose
     max_qvel: float = 200.0             # NaN guard: |qvel| above this (m/s or rad/s) resets the env
 
     def __post_init__(self):
@@ -195,13 +196,19 @@ class CharEnv:
 
     terminal_info_keys: tuple = ()
 
-    def __init__(self, cfg: CharConfig, robot: Optional[Robot] = None):
+    def __init__(self, cfg: CharConfig, robot: Optional[Robot] = None, model: Optional[mujoco.MjModel] = None):
+        """``model``: the simulated MjModel when it is more than the robot (a scene with the
+        robot's elements first, e.g. a ball appended); default ``robot.model``."""
         robot = robot if robot is not None else load_robot(cfg.robot)
         m = robot.model
         self.cfg = cfg
         self.robot = robot
+        self.model = model if model is not None else m
+        if self.model.nq < m.nq or self.model.nv < m.nv or self.model.nu != m.nu:
+            raise ValueError("model must contain the robot first (same actuators, robot qpos/qvel leading)")
+        self._mjx_model = None if model is None else mjx.put_model(model)
         self.control_dt = 1.0 / cfg.control_freq
-        self.num_substeps = physics.num_substeps(float(m.opt.timestep), self.control_dt)
+        self.num_substeps = physics.num_substeps(float(self.model.opt.timestep), self.control_dt)
         self.max_episode_steps = max(1, int(round(cfg.episode_length / self.control_dt)))
         self.num_joints = robot.num_joints
         self.action_size = robot.num_joints
@@ -218,15 +225,18 @@ class CharEnv:
         allowed = set(self.contact_body_ids.tolist())
         self.fall_geom_ids = np.array([g for g in robot.collision_geom_ids if m.geom_bodyid[g] not in allowed],
                                       np.int32)
-        self._geom_type = m.geom_type.copy()
-        self._geom_size = m.geom_size.astype(np.float32)
+        self._geom_type = self.model.geom_type.copy()
+        self._geom_size = self.model.geom_size.astype(np.float32)
         if cfg.init_pose is not None:
             init = np.asarray(cfg.init_pose, np.float64)
             if init.shape != (m.nq,):
-                raise ValueError(f"init_pose must have nq={m.nq} values, got {init.shape}")
+                raise ValueError(f"init_pose must have the robot's nq={m.nq} values, got {init.shape}")
             self.init_qpos = init.astype(np.float32)
         else:
             self.init_qpos = robot.default_qpos.astype(np.float32)
+        # Coordinates of scene objects after the robot's (their qpos0 / zero velocity).
+        self.qpos_tail = self.model.qpos0[m.nq:].astype(np.float32)
+        self.nv_tail = self.model.nv - m.nv
         self.obs_size = self.char_obs_size()
         self._frozen = True
 
@@ -236,10 +246,13 @@ class CharEnv:
         object.__setattr__(self, k, v)
 
     # ---- params -----------------------------------------------------------------------
+    def mjx_model(self) -> mjx.Model:
+        return self.robot.mjx_model() if self._mjx_model is None else self._mjx_model
+
     def default_params(self, motion: Optional[MotionLib] = None) -> CharParams:
         if motion is not None:
             self.check_motion(motion)
-        return CharParams(model=self.robot.mjx_model(), motion=motion,
+        return CharParams(model=self.mjx_model(), motion=motion,
                           ground_contact_height=jnp.float32(self.cfg.ground_contact_height))
 
     def check_motion(self, motion: MotionLib):
@@ -297,20 +310,27 @@ class CharEnv:
         return jnp.any(self.ground_contact(params, data)) & (info["step"] > 1)
 
     # ---- overridable hooks ------------------------------------------------------------
+    def full_state(self, robot_qpos, robot_qvel):
+        """Append the scene objects' default coordinates to robot-only qpos/qvel."""
+        qpos = jnp.concatenate([robot_qpos, jnp.asarray(self.qpos_tail, robot_qpos.dtype)])
+        qvel = jnp.concatenate([robot_qvel, jnp.zeros((self.nv_tail,), robot_qvel.dtype)])
+        return qpos, qvel
+
     def initial_state(self, params: CharParams, key):
         """(qpos, qvel, info) of a new episode: reference-state init from the MotionLib
         (random clip by weight; random time if rand_reset, else 0), or the init pose at rest."""
         info = {"step": jnp.zeros((), jnp.int32), "motion_id": jnp.zeros((), jnp.int32),
                 "motion_time0": jnp.zeros((), jnp.float32)}
         if params.motion is None:
-            return jnp.asarray(self.init_qpos), jnp.zeros((self.robot.model.nv,), jnp.float32), info
+            qpos, qvel = jnp.asarray(self.init_qpos), jnp.zeros((self.robot.model.nv,), jnp.float32)
+            return (*self.full_state(qpos, qvel), info)
         lib = params.motion
         k_id, k_t = jax.random.split(key)
         mid = mlib.sample_motions(lib, k_id, 1)[0].astype(jnp.int32)
         t = mlib.sample_times(lib, k_t, mid) if self.cfg.rand_reset else jnp.zeros((), jnp.float32)
         f = mlib.sample(lib, mid, t)
         info.update(motion_id=mid, motion_time0=t.astype(jnp.float32))
-        return f.qpos(lib), f.qvel(lib), info
+        return (*self.full_state(f.qpos(lib), f.qvel(lib)), info)
 
     def observation(self, params: CharParams, data: mjx.Data, info) -> jax.Array:
         return self.char_obs(self.char_frame(data))

@@ -1,0 +1,346 @@
+"""Named experiment configs (YAML) -> (env, env params, agent config).
+
+    env, params, agent_cfg = make_env("g1_walk", {"env.num_envs": 1024, "agent.actor_lr": 5e-5})
+    trainer = make_trainer(env, params, agent_cfg)          # mjxmimic.learning
+
+A config file has two sections::
+
+    env:
+      name: deepmimic          # env kind (see ENV_KINDS / register_env)
+      robot: g1
+      motion_file: motions/g1/walk.npz   # a clip or a dataset YAML (weighted clips)
+      num_envs: 4096           # parallel envs (copied into the agent config)
+      ...                      # fields of the kind's config dataclass (e.g. DeepMimicConfig)
+    agent:
+      name: ppo                # learner config class (see AGENT_KINDS)
+      ...                      # fields of that class (PPOConfig / AMPConfig)
+
+``name_or_path``: a path to a YAML file, or a name resolved to ``configs/<name>.yaml``
+in the repo. Relative paths inside a config (motion_file) are relative to the repo
+root; if nothing is there, to the config file's folder.
+
+Validation: unknown keys and wrong types raise :class:`ConfigError` naming the file and
+key. Booleans must be YAML booleans, ints integers; floats accept integers and numeric
+strings (PyYAML reads ``1e-4`` as a string). Lists become tuples.
+
+Env section conveniences: ``joint_err_w`` (DeepMimic) may be a list in robot joint order
+or a mapping ``{joint name: weight}`` (unlisted joints 1.0). Agent section aliases:
+``actor_lr``, ``critic_lr``, ``disc_lr`` set the learning rate of the matching optimiser.
+
+Overrides: ``{"env.key": value, "agent.key": value, "agent.actor_optimizer.type": "adam"}``;
+string values are parsed as YAML (so CLI ``key=value`` strings work, see
+:func:`parse_overrides`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import yaml
+
+from mjxmimic.envs.char import CharConfig, CharEnv
+from mjxmimic.envs.deepmimic import DeepMimicConfig, DeepMimicEnv
+from mjxmimic.robots.spec import REPO_ROOT
+
+__all__ = ["ConfigError", "make_env", "load_config", "register_env", "register_agent", "parse_overrides",
+           "ENV_KINDS", "AGENT_KINDS", "CONFIGS_DIR", "EnvKind", "resolve_path"]
+
+CONFIGS_DIR = REPO_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvKind:
+    """How to build one kind of env from its config section.
+
+    config_cls: frozen dataclass of the env's static settings.
+    build: (config, motion_lib or None, robot) -> (env, params).
+    needs_motion: whether ``motion_file`` is required.
+    """
+
+    config_cls: type
+    build: Callable[[Any, Any], tuple]
+    needs_motion: bool = True
+
+
+def _build_char(cfg: CharConfig, motion):
+    env = CharEnv(cfg)
+    return env, env.default_params(motion)
+
+
+def _build_deepmimic(cfg: DeepMimicConfig, motion):
+    env = DeepMimicEnv(cfg)
+    return env, env.default_params(motion)
+
+
+ENV_KINDS: dict[str, EnvKind] = {
+    "char": EnvKind(CharConfig, _build_char, needs_motion=False),
+    "deepmimic": EnvKind(DeepMimicConfig, _build_deepmimic, needs_motion=True),
+}
+
+
+def _agent_kinds() -> dict:
+    from mjxmimic.learning.amp import AMPConfig
+    from mjxmimic.learning.ppo import PPOConfig
+    return {"ppo": PPOConfig, "amp": AMPConfig}
+
+
+AGENT_KINDS: dict[str, type] = {}  # filled lazily (avoids importing the learner at import time)
+_AGENT_ALIASES = {"actor_lr": ("actor_optimizer", "learning_rate"), "critic_lr": ("critic_optimizer", "learning_rate"),
+                  "disc_lr": ("disc_optimizer", "learning_rate")}
+_ENV_EXTRA = ("name", "motion_file", "num_envs")
+
+
+def register_env(name: str, config_cls: type, build: Callable, needs_motion: bool = True):
+    """Add an env kind usable as ``env: {name: <name>}`` in configs."""
+    ENV_KINDS[name] = EnvKind(config_cls, build, needs_motion)
+
+
+def register_agent(name: str, config_cls: type):
+    _agents()[name] = config_cls
+
+
+def _agents() -> dict:
+    if not AGENT_KINDS:
+        AGENT_KINDS.update(_agent_kinds())
+    return AGENT_KINDS
+
+
+# ---------------------------------------------------------------------------------------
+# typed conversion
+# ---------------------------------------------------------------------------------------
+def _coerce(v, tp, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return v
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if v is None and type(None) in args:
+            return None
+        errs = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(v, a, where)
+            except ConfigError as e:
+                errs.append(str(e))
+        raise ConfigError(errs[0] if len(errs) == 1 else f"{where}: {v!r} matches none of {tp}")
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise ConfigError(f"{where}: expected true/false, got {v!r}")
+        return v
+    if tp is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{where}: expected an integer, got {v!r}")
+        return v
+    if tp is float:
+        if isinstance(v, bool):
+            raise ConfigError(f"{where}: expected a number, got {v!r}")
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {v!r}")
+    if tp is str:
+        if not isinstance(v, str):
+            raise ConfigError(f"{where}: expected a string, got {v!r}")
+        return v
+    if tp in (tuple, list) or origin in (tuple, list, Sequence, typing.Sequence) or (
+            origin is not None and getattr(origin, "__name__", "") == "Sequence"):
+        if not isinstance(v, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {v!r}")
+        item = args[0] if args and args[-1] is not Ellipsis else (args[0] if args else Any)
+        if origin is tuple and args and len(args) > 1 and args[-1] is not Ellipsis:
+            if len(args) != len(v):
+                raise ConfigError(f"{where}: expected {len(args)} items, got {len(v)}")
+            return tuple(_coerce(x, a, f"{where}[{i}]") for i, (x, a) in enumerate(zip(v, args)))
+        return tuple(_coerce(x, item, f"{where}[{i}]") for i, x in enumerate(v))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(v, tp):
+            return v
+        if not isinstance(v, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {v!r}")
+        return _build_dataclass(tp, v, where)
+    raise ConfigError(f"{where}: unsupported field type {tp}")
+
+
+def _field_types(cls) -> dict:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _build_dataclass(cls, raw: Mapping, where: str, extra_ok: Sequence[str] = ()):
+    types = _field_types(cls)
+    unknown = [k for k in raw if k not in types and k not in extra_ok]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(set(types) | set(extra_ok))}")
+    kw = {k: _coerce(v, types[k], f"{where}.{k}") for k, v in raw.items() if k in types}
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------
+def resolve_path(p: str, config_path: Optional[Path]) -> Path:
+    """Absolute as is; else the repo root, then the config file's folder."""
+    path = Path(p)
+    if path.is_absolute():
+        return path
+    tried = [REPO_ROOT / path]
+    if config_path is not None:
+        tried.append(Path(config_path).parent / path)
+    for t in tried:
+        if t.exists():
+            return t
+    raise ConfigError(f"{config_path or '<config>'}: file '{p}' not found (tried {', '.join(map(str, tried))})")
+
+
+def _config_file(name_or_path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix.lower() in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        return p
+    f = CONFIGS_DIR / f"{name_or_path}.yaml"
+    if not f.exists():
+        known = sorted(x.stem for x in CONFIGS_DIR.glob("*.yaml")) if CONFIGS_DIR.exists() else []
+        raise ConfigError(f"no config named '{name_or_path}' (looked for {f}); known: {known}")
+    return f
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """["env.num_envs=8", "agent.actor_lr=1e-5"] -> {"env.num_envs": "8", ...} (values parsed later)."""
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise ConfigError(f"override '{it}' is not key=value")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def _apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
+    raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for key, val in (overrides or {}).items():
+        parts = key.split(".")
+        if len(parts) < 2 or parts[0] not in ("env", "agent"):
+            raise ConfigError(f"override '{key}': keys look like 'env.<field>' or 'agent.<field>[.<sub>]'")
+        if isinstance(val, str):
+            try:
+                val = yaml.safe_load(val) if val.strip() else val
+            except yaml.YAMLError as e:
+                raise ConfigError(f"override '{key}': cannot parse {val!r}: {e}") from None
+        node = raw.setdefault(parts[0], {})
+        for p in parts[1:-1]:
+            if p in _AGENT_ALIASES and parts[0] == "agent":
+                raise ConfigError(f"override '{key}': '{p}' is a scalar alias")
+            sub = node.get(p)
+            if sub is None:
+                sub = {}
+            elif not isinstance(sub, Mapping):
+                raise ConfigError(f"override '{key}': '{p}' is not a mapping")
+            node[p] = dict(sub)
+            node = node[p]
+        node[parts[-1]] = val
+    return raw
+
+
+def load_config(name_or_path, overrides: Optional[Mapping[str, Any]] = None) -> dict:
+    """Read, override and validate a config; returns {'path', 'kind', 'env_cfg', 'motion_file',
+    'num_envs', 'agent_cfg'} without building anything heavy."""
+    path = _config_file(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'env' and 'agent' sections")
+    unknown = set(raw) - {"env", "agent"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'env' and 'agent'")
+    raw = _apply_overrides(raw, overrides)
+    env_raw, agent_raw = raw.get("env"), raw.get("agent", {}) or {}
+    if not isinstance(env_raw, dict):
+        raise ConfigError(f"{path}: 'env' must be a mapping")
+    if not isinstance(agent_raw, dict):
+        raise ConfigError(f"{path}: 'agent' must be a mapping")
+
+    # ---- env section
+    env_raw = dict(env_raw)
+    kind_name = env_raw.get("name", "deepmimic")
+    if kind_name not in ENV_KINDS:
+        raise ConfigError(f"{path}: env.name '{kind_name}' unknown; known: {sorted(ENV_KINDS)}")
+    kind = ENV_KINDS[kind_name]
+    num_envs = _coerce(env_raw.get("num_envs", 4096), int, f"{path}: env.num_envs")
+    if num_envs < 1:
+        raise ConfigError(f"{path}: env.num_envs must be >= 1")
+    motion_file = env_raw.get("motion_file")
+    if motion_file is not None:
+        motion_file = resolve_path(_coerce(motion_file, str, f"{path}: env.motion_file"), path)
+    elif kind.needs_motion:
+        raise ConfigError(f"{path}: env.motion_file is required for env '{kind_name}'")
+    jw = env_raw.get("joint_err_w")
+    if isinstance(jw, Mapping):
+        env_raw["joint_err_w"] = _joint_weights(jw, env_raw.get("robot", "g1"), f"{path}: env.joint_err_w")
+    env_cfg = _build_dataclass(kind.config_cls, {k: v for k, v in env_raw.items() if k not in _ENV_EXTRA},
+                               f"{path}: env", extra_ok=_ENV_EXTRA)
+
+    # ---- agent section
+    agent_raw = dict(agent_raw)
+    agent_name = agent_raw.pop("name", "ppo")
+    agents = _agents()
+    if agent_name not in agents:
+        raise ConfigError(f"{path}: agent.name '{agent_name}' unknown; known: {sorted(agents)}")
+    if "num_envs" in agent_raw:
+        raise ConfigError(f"{path}: set num_envs in the env section (env.num_envs), not in agent")
+    for alias, (opt, field) in _AGENT_ALIASES.items():
+        if alias in agent_raw:
+            lr = agent_raw.pop(alias)
+            sub = agent_raw.get(opt) or {}
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"{path}: agent.{opt} must be a mapping")
+            agent_raw[opt] = {**sub, field: lr}
+    agent_cls = agents[agent_name]
+    agent_raw["num_envs"] = num_envs
+    agent_cfg = _build_dataclass(agent_cls, agent_raw, f"{path}: agent")
+    return {"path": path, "kind": kind_name, "env_cfg": env_cfg, "motion_file": motion_file,
+            "num_envs": num_envs, "agent_cfg": agent_cfg}
+
+
+def _joint_weights(mapping: Mapping, robot_name, where: str) -> tuple:
+    from mjxmimic.robots import load_robot
+    robot = load_robot(robot_name)
+    unknown = [k for k in mapping if k not in robot.joint_names]
+    if unknown:
+        raise ConfigError(f"{where}: unknown joint(s) {unknown}; {robot_name} joints: {list(robot.joint_names)}")
+    return tuple(float(_coerce(mapping.get(n, 1.0), float, f"{where}.{n}")) for n in robot.joint_names)
+
+
+def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
+    """Build (env, env_params, agent_cfg) from a named config or a YAML path."""
+    c = load_config(name_or_path, overrides)
+    kind = ENV_KINDS[c["kind"]]
+    motion = None
+    if c["motion_file"] is not None:
+        from mjxmimic.motions.lib import load_motion_lib
+        try:
+            motion = load_motion_lib(c["motion_file"], c["env_cfg"].robot)
+        except ValueError as e:
+            raise ConfigError(f"{c['path']}: env.motion_file: {e}") from None
+    try:
+        env, params = kind.build(c["env_cfg"], motion)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"{c['path']}: env: {e}") from None
+    return env, params, c["agent_cfg"]
