@@ -124,8 +124,15 @@ def body_fk(robot, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xpos, xquat
 
 
-def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | None = None) -> MotionLib:
-    """Stack ``clips`` (mapped to ``robot.joint_names``) into a :class:`MotionLib`."""
+def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | None = None,
+                     fk_min_fps: float | None = None) -> MotionLib:
+    """Stack ``clips`` (mapped to ``robot.joint_names``) into a :class:`MotionLib`.
+
+    fk_min_fps: clips slower than this are upsampled by an integer factor at load with the
+        same lerp/slerp that :func:`sample` uses, so root/joint values and velocities are
+        unchanged while the precomputed body poses become exact FK on the finer grid
+        (interpolation error falls with the square of the factor; memory grows with it).
+    """
     if isinstance(robot, str):
         from mjxmimic.robots import load_robot
         robot = load_robot(robot)
@@ -141,6 +148,9 @@ def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | No
     nf, fps, wrap, delta = [], [], [], []
     for c in clips:
         c = c.for_robot(robot.joint_names)
+        if fk_min_fps and c.fps < fk_min_fps and c.num_frames > 1:
+            from mjxmimic.motions.clean import resample
+            c = resample(c, c.fps * int(np.ceil(fk_min_fps / c.fps - 1e-9)))
         rot = c.root_rot / np.linalg.norm(c.root_rot, axis=-1, keepdims=True)
         c = c.replace(root_rot=rot)
         v, av, jv = c.velocities()
@@ -168,20 +178,21 @@ def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | No
         motion_names=tuple(c.name for c in clips))
 
 
-def load_motion_lib(source, robot, weights: Sequence[float] | None = None, **load_kw) -> MotionLib:
+def load_motion_lib(source, robot, weights: Sequence[float] | None = None, fk_min_fps: float | None = None,
+                    **load_kw) -> MotionLib:
     """``source``: a dataset YAML, one motion file, or a list of files/Clips. ``load_kw`` go to
-    :func:`mjxmimic.motions.io.load_clip`."""
+    :func:`mjxmimic.motions.io.load_clip`; ``fk_min_fps`` as in :func:`build_motion_lib`."""
     from mjxmimic.motions.io import load_clip, load_dataset
     if isinstance(robot, str):
         from mjxmimic.robots import load_robot
         robot = load_robot(robot)
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() in (".yaml", ".yml"):
         ds = load_dataset(source, robot, **load_kw)
-        return build_motion_lib(ds.clips, robot, ds.weights if weights is None else weights)
+        return build_motion_lib(ds.clips, robot, ds.weights if weights is None else weights, fk_min_fps)
     if isinstance(source, (str, Path, Clip)):
         source = [source]
     clips = [s if isinstance(s, Clip) else load_clip(s, robot, **load_kw) for s in source]
-    return build_motion_lib(clips, robot, weights)
+    return build_motion_lib(clips, robot, weights, fk_min_fps)
 
 
 # ---------------------------------------------------------------------------------------
