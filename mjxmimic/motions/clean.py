@@ -219,7 +219,9 @@ def _gauss(a: np.ndarray, sigma: float, circular: bool) -> np.ndarray:
 
 def smooth(clip: Clip, cutoff_hz: float) -> Clip:
     """Zero-phase Gaussian low-pass with its -3 dB point at ``cutoff_hz``. Looping clips are
-    filtered circularly over their period (root position detrended by the per-cycle shift)."""
+    filtered circularly over their period (frames 0..T-2; root position detrended by the
+    per-cycle shift) and their last frame is set to the first plus that shift, MimicKit's
+    seam convention."""
     if not np.isfinite(cutoff_hz) or cutoff_hz <= 0:
         raise MotionError(f"clip '{clip.name}': smoothing cutoff must be positive, got {cutoff_hz}")
     sigma = np.sqrt(np.log(2.0)) / (2 * np.pi * cutoff_hz) * clip.fps
@@ -232,7 +234,7 @@ def smooth(clip: Clip, cutoff_hz: float) -> Clip:
         ramp = np.arange(T)[:, None] / P * delta
         pos = _gauss((clip.root_pos - ramp)[:P], sigma, True)
         pos = np.concatenate([pos, pos[:1]]) + ramp
-        jd = jp[-1] - jp[0]  # whole turns of a continuously rotating joint
+        jd = 2 * np.pi * np.round((jp[-1] - jp[0]) / (2 * np.pi))  # whole turns of a spinning joint
         jramp = np.arange(T)[:, None] / P * jd
         jps = _gauss((jp - jramp)[:P], sigma, True)
         jp = np.concatenate([jps, jps[:1]]) + jramp
