@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "render_video", "view_interactive", "main"]
@@ -39,7 +40,9 @@ def gl_backend_works(backend: str, timeout: float = 60.0) -> bool:
     else:
         env.pop("PYOPENGL_PLATFORM", None)
     try:
-        r = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, timeout=timeout)
+        with warnings.catch_warnings():  # JAX may be running threads; exec follows the fork at once
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+            r = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, timeout=timeout)
     except (subprocess.TimeoutExpired, OSError):
         return False
     return r.returncode == 0
@@ -111,12 +114,10 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
     imported: see :func:`select_gl_backend`). Returns the number of frames written."""
     import imageio.v2 as imageio
     import mujoco
-    import warnings
-
     import numpy as np
 
     # ffmpeg runs as a subprocess after JAX started its threads: harmless here (exec follows fork)
-    warnings.filterwarnings("ignore", message="os.fork\\(\\) was called")
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     out = Path(out)
     seq = clip_qpos(clips, robot, fps, loops)
     m = robot.model
