@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mjxmimic.motions.lib import build_motion_lib, load_motion_lib, sample, sample_mjx, sample_motions, sample_times
 from mjxmimic.motions.synthetic import synthetic_clip
