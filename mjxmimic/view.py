@@ -108,8 +108,12 @@ def _camera(mujoco, lookat, distance=3.0, azimuth=135.0, elevation=-15.0):
     return cam
 
 
+def _default_distance(robot) -> float:
+    return max(1.5, 3.8 * float(robot.default_qpos[2]))  # ~3 m for G1, ~2 m for K1
+
+
 def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height: int = 480, loops: int = 1,
-                 distance: float = 3.0) -> int:
+                 distance: float | None = None) -> int:
     """Render clips in sequence to an mp4 (needs a working MUJOCO_GL set before mujoco was
     imported: see :func:`select_gl_backend`). Returns the number of frames written."""
     import imageio.v2 as imageio
@@ -119,6 +123,7 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
     # ffmpeg runs as a subprocess after JAX started its threads: harmless here (exec follows fork)
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     out = Path(out)
+    distance = distance or _default_distance(robot)
     seq = clip_qpos(clips, robot, fps, loops)
     m = robot.model
     d = mujoco.MjData(m)
@@ -163,7 +168,7 @@ def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1):
     with mujoco.viewer.launch_passive(m, d) as v:
         v.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
         v.cam.trackbodyid = robot.root_body_id
-        v.cam.distance = 3.0
+        v.cam.distance = _default_distance(robot)
         while v.is_running():
             for name, qpos in seq:
                 print(f"playing {name} ({len(qpos) / fps:.2f} s)")
@@ -186,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--loops", type=int, default=1, help="play each clip this many times")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--distance", type=float, default=3.0, help="camera distance (m)")
+    ap.add_argument("--distance", type=float, help="camera distance (m); default from the robot's height")
     ap.add_argument("--in-fps", type=float, help="frame rate of CSV inputs")
     ap.add_argument("--fmt", choices=["mimickit", "gmr", "csv", "npz"])
     a = ap.parse_args(argv)
