@@ -1,0 +1,299 @@
+"""MimicKit's AMP env (``amp_env.py``) on MJX, and the base of the task envs.
+
+    env = AMPEnv(AMPEnvConfig(robot="k1"))
+    params = env.default_params(load_motion_lib("motions/k1/locomotion.yaml", "k1"))
+    state = env.reset(params, key)
+    state = env.step(params, state, pd_target)     # state.info["disc_obs"]: [disc_obs_size]
+    demo = env.demo_disc_obs(params, key, n)       # [n, disc_obs_size], in-graph
+
+Discriminator observation (MimicKit ``compute_disc_obs``): ``num_disc_obs_steps`` (N)
+consecutive character states, oldest first. Per state: root position relative to the
+newest root (z replaced by the absolute root height), root rotation, joint rotations
+(tan-norm), key-body positions relative to that state's root, root linear and angular
+velocity, joint velocities; everything rotated by the inverse heading of the newest
+state unless ``global_obs``. It is built by ONE function, :func:`disc_obs`, from a
+history of :class:`~mjxmimic.motions.lib.MotionFrame` s: the agent's history holds
+``CharEnv.char_frame`` of the simulated states (``info["amp_hist"]``), demo histories are
+MotionLib frames at t0 - k*dt (random clip by weight, uniform t0), so a character placed
+exactly on the reference gets exactly the demo's disc obs.
+
+Env contract for the AMP learner (mjxmimic.learning.amp): ``env.disc_obs_size``,
+``state.info["disc_obs"]`` after every step (the pre-auto-reset value, as MimicKit
+records it), ``env.demo_disc_obs(params, key, n)``.
+
+Episodes: reference-state init from the MotionLib (its history is filled from the clip
+at t0 - k*dt, MimicKit ``_reset_disc_hist``), early termination on falls (a non-contact
+body touching the ground), timeout. The env reward is the task reward (0 for plain AMP);
+the learner adds the style reward. There is no tracking reward.
+
+Task envs (tasks.py, kick.py) subclass :class:`AMPEnv` and override the task hooks
+``task_obs_size``, :meth:`AMPEnv.task_init`, :meth:`AMPEnv.task_obs`,
+:meth:`AMPEnv.task_step` and ``task_metric_names``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mujoco import mjx
+
+from mjxmimic import math as rmath
+from mjxmimic.envs import physics
+from mjxmimic.envs.char import TERM_METRICS, CharConfig, CharEnv, CharParams, auto_reset, joint_rotations
+from mjxmimic.envs.core import EnvState
+from mjxmimic.envs.deepmimic import compute_tar_obs
+from mjxmimic.motions import lib as mlib
+from mjxmimic.motions.lib import MotionFrame, MotionLib
+
+__all__ = ["AMPEnvConfig", "AMPEnv", "disc_obs", "disc_obs_frame_size", "history_fill", "history_push",
+           "demo_history", "load_style_motions", "AMP_FIELDS"]
+
+# The MotionFrame fields the disc obs reads; the history keeps only these (+ key bodies).
+AMP_FIELDS = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "joint_pos", "joint_vel")
+
+
+@dataclasses.dataclass(frozen=True)
+class AMPEnvConfig(CharConfig):
+    """MimicKit ``amp_*_env.yaml`` settings (task envs extend it)."""
+
+    robot: str = "k1"
+    episode_length: float = 10.0
+    global_obs: bool = False
+    root_height_obs: bool = True
+    zero_center_action: bool = True
+    num_disc_obs_steps: int = 10
+    disc_dof_vel_obs: bool = True
+    # Style datasets merged into one MotionLib (each a clip or a dataset YAML, relative to the
+    # repo root), with one weight per file (a dataset's clip weights are scaled to sum to it).
+    # Used when the config has no ``motion_file``; see :func:`load_style_motions`.
+    motion_files: tuple[str, ...] = ()
+    motion_file_weights: Optional[tuple[float, ...]] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_disc_obs_steps < 1:
+            raise ValueError("num_disc_obs_steps must be >= 1")
+        if self.motion_file_weights is not None and len(self.motion_file_weights) != len(self.motion_files):
+            raise ValueError("motion_file_weights needs one weight per entry of motion_files")
+
+
+# ---------------------------------------------------------------------------------------
+# pure functions
+# ---------------------------------------------------------------------------------------
+def disc_obs_frame_size(num_joints: int, num_key_bodies: int, root_height_obs: bool = True,
+                        dof_vel_obs: bool = True) -> int:
+    return ((3 if root_height_obs else 2) + 6 + 6 * num_joints + 3 * num_key_bodies + 6
+            + (num_joints if dof_vel_obs else 0))
+
+
+def _hist_frame(frame: MotionFrame, key_body_ids) -> MotionFrame:
+    """The part of a frame the history keeps: body arrays reduced to the key bodies."""
+    return frame.replace(body_pos=frame.body_pos[..., key_body_ids, :], body_rot=None)
+
+
+def disc_obs(hist: MotionFrame, joint_axes, global_obs: bool = False, root_height_obs: bool = True,
+             dof_vel_obs: bool = True) -> jax.Array:
+    """Flat disc obs [..., N * frame_size] of a history (fields [..., N, ...], oldest first,
+    ``body_pos`` = key-body world positions [..., N, K, 3]).
+
+    Per frame: MimicKit's ``compute_tar_obs`` part (root pos rel. the newest root with
+    absolute height, root rot, joint rots, key positions rel. their root) then the velocity
+    part (root vel, root ang vel, joint vel), all in the newest frame's heading frame
+    unless ``global_obs``.
+    """
+    n = hist.root_pos.shape[-2]
+    lead = hist.root_pos.shape[:-2]
+    ref_pos, ref_rot = hist.root_pos[..., -1, :], hist.root_rot[..., -1, :]
+    pos_obs = compute_tar_obs(ref_pos, ref_rot, hist.root_pos, hist.root_rot,
+                              joint_rotations(hist.joint_pos, joint_axes), hist.body_pos, global_obs,
+                              root_height_obs).reshape(lead + (n, -1))
+    vel, ang = hist.root_vel, hist.root_ang_vel
+    if not global_obs:
+        h = rmath.heading_quat_inv(ref_rot)[..., None, :]
+        vel, ang = rmath.quat_rotate(h, vel), rmath.quat_rotate(h, ang)
+    parts = [pos_obs, vel, ang] + ([hist.joint_vel] if dof_vel_obs else [])
+    return jnp.concatenate(parts, axis=-1).reshape(lead + (-1,))
+
+
+def history_fill(frame: MotionFrame, n: int) -> MotionFrame:
+    """A history of n copies of one (history) frame."""
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x[None], (n,) + x.shape), frame)
+
+
+def history_push(hist: MotionFrame, frame: MotionFrame) -> MotionFrame:
+    """Drop the oldest frame and append ``frame`` as the newest."""
+    return jax.tree_util.tree_map(lambda h, x: jnp.concatenate([h[1:], x[None]], axis=0), hist, frame)
+
+
+def demo_history(lib: MotionLib, motion_ids, times0, n: int, dt: float, key_body_ids) -> MotionFrame:
+    """Reference history [..., n, ...] at times t0 - (n-1-k)·dt, k = 0..n-1 (oldest first).
+
+    Only the key bodies' positions are interpolated (the same lerp ``mlib.sample`` does for
+    every body), so a large demo batch does not touch the other bodies' arrays."""
+    offsets = -dt * jnp.arange(n - 1, -1, -1, dtype=jnp.float32)
+    times = jnp.asarray(times0, jnp.float32)[..., None] + offsets
+    ids = jnp.broadcast_to(jnp.asarray(motion_ids, jnp.int32)[..., None], times.shape)
+    lib_k = lib.replace(body_pos=lib.body_pos[:, np.asarray(key_body_ids)], body_rot=lib.body_rot[:, :0])
+    return mlib.sample(lib_k, ids, times).replace(body_rot=None)
+
+
+def load_style_motions(files, robot, weights=None) -> MotionLib:
+    """One MotionLib from several clips / dataset YAMLs (paths relative to the repo root);
+    dataset ``i`` gets total sampling weight ``weights[i]`` (default 1 each)."""
+    from mjxmimic.motions.io import load_clip, load_dataset
+    from mjxmimic.robots.spec import REPO_ROOT
+    if isinstance(robot, str):
+        from mjxmimic.robots import load_robot
+        robot = load_robot(robot)
+    files = list(files)
+    if not files:
+        raise ValueError("load_style_motions: no motion files")
+    weights = [1.0] * len(files) if weights is None else list(weights)
+    clips, w = [], []
+    for f, wf in zip(files, weights):
+        p = Path(f)
+        p = p if p.is_absolute() else REPO_ROOT / p
+        if not p.exists():
+            raise ValueError(f"motion file {p} does not exist")
+        if p.suffix.lower() in (".yaml", ".yml"):
+            ds = load_dataset(p, robot)
+            s = float(sum(ds.weights))
+            clips += list(ds.clips)
+            w += [wf * x / s for x in ds.weights]
+        else:
+            clips.append(load_clip(p, robot))
+            w.append(float(wf))
+    return mlib.build_motion_lib(clips, robot, w)
+
+
+# ---------------------------------------------------------------------------------------
+# the env
+# ---------------------------------------------------------------------------------------
+class AMPEnv(CharEnv):
+    """AMP character env (no task). Static attributes beyond CharEnv's: ``disc_obs_size``,
+    ``num_disc_obs_steps``, ``task_obs_size``, ``metric_names``."""
+
+    terminal_info_keys = ("disc_obs",)
+    task_metric_names: tuple = ()
+
+    def __init__(self, cfg: AMPEnvConfig, robot=None, model=None):
+        super().__init__(cfg, robot, model)
+        j, k = self.num_joints, len(self.key_body_ids)
+        object.__setattr__(self, "num_disc_obs_steps", int(cfg.num_disc_obs_steps))
+        object.__setattr__(self, "disc_obs_size", cfg.num_disc_obs_steps * disc_obs_frame_size(
+            j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
+        object.__setattr__(self, "obs_size", self.char_obs_size() + self.task_obs_size)
+
+    # ---- task hooks (none for plain AMP) -----------------------------------------------
+    task_obs_size: int = 0
+
+    def task_init(self, params, key, qpos, qvel, info: dict):
+        """A new episode's task: (qpos, qvel, info) with the task entries added to ``info``
+        and scene objects placed in qpos/qvel (kick: the ball). The robot's root is qpos[0:7]."""
+        return qpos, qvel, info
+
+    def task_obs(self, params, data: mjx.Data, frame: MotionFrame, info: dict) -> jax.Array:
+        return jnp.zeros((0,), jnp.float32)
+
+    def task_step(self, params, key, prev_data: mjx.Data, data: mjx.Data, frame: MotionFrame, info: dict):
+        """After the physics of a step: (task reward, failed, succeeded, metrics, info).
+        Runs before the observation, so a target changed here is observed at once."""
+        return jnp.zeros((), jnp.float32), jnp.zeros((), bool), jnp.zeros((), bool), {}, info
+
+    @property
+    def metric_names(self) -> tuple:
+        return tuple(self.task_metric_names) + TERM_METRICS
+
+    # ---- disc obs ---------------------------------------------------------------------
+    def hist_frame(self, frame: MotionFrame) -> MotionFrame:
+        return _hist_frame(frame, self.key_body_ids)
+
+    def disc_obs(self, hist: MotionFrame) -> jax.Array:
+        c = self.cfg
+        return disc_obs(hist, self.joint_axes, c.global_obs, c.root_height_obs, c.disc_dof_vel_obs)
+
+    def demo_history(self, params: CharParams, motion_ids, times0) -> MotionFrame:
+        return demo_history(params.motion, motion_ids, times0, self.num_disc_obs_steps, self.control_dt,
+                            self.key_body_ids)
+
+    def demo_disc_obs(self, params: CharParams, key, n: int) -> jax.Array:
+        """[n, disc_obs_size] demo samples: random clips (dataset weights), uniform t0."""
+        if params.motion is None:
+            raise ValueError("demo_disc_obs needs a MotionLib in params")
+        k_id, k_t = jax.random.split(key)
+        ids = mlib.sample_motions(params.motion, k_id, n).astype(jnp.int32)
+        t0 = mlib.sample_times(params.motion, k_t, ids)
+        return self.disc_obs(self.demo_history(params, ids, t0))
+
+    # ---- episodes ---------------------------------------------------------------------
+    def observation(self, params, data, info):
+        frame = self.char_frame(data)
+        return jnp.concatenate([self.char_obs(frame), self.task_obs(params, data, frame, info)], axis=-1)
+
+    def evaluate(self, params, data, info):
+        """Used by ``reset`` only (obs and the metric keys); ``step`` is overridden."""
+        z = jnp.zeros((), jnp.float32)
+        return (self.observation(params, data, info), z, jnp.zeros((), bool), jnp.zeros((), bool),
+                {k: z for k in self.task_metric_names})
+
+    def reset(self, params: CharParams, key):
+        k_init, k_task, key = jax.random.split(key, 3)
+        qpos, qvel, info = self.initial_state(params, k_init)
+        qpos, qvel, info = self.task_init(params, k_task, qpos, qvel, info)
+        data = physics.set_state(params.model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
+        if params.motion is not None:
+            hist = self.demo_history(params, info["motion_id"], info["motion_time0"])
+        else:
+            hist = history_fill(self.hist_frame(self.char_frame(data)), self.num_disc_obs_steps)
+        info["amp_hist"] = hist
+        info["disc_obs"] = self.disc_obs(hist)
+        obs = self.observation(params, data, info)
+        z = jnp.zeros((), jnp.float32)
+        return EnvState(physics=data, obs=obs, terminal_obs=obs, reward=z, done=jnp.zeros((), bool),
+                        truncated=jnp.zeros((), bool), metrics={k: z for k in self.metric_names}, info=info,
+                        key=key)
+
+    def step(self, params: CharParams, state, action):
+        key, k_task = jax.random.split(state.key)
+        data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+        info = {**state.info, "step": state.info["step"] + 1}
+        unstable = physics.is_unstable(data, self.cfg.max_qvel)
+        frame = self.char_frame(data)
+        hist = history_push(info["amp_hist"], self.hist_frame(frame))
+        d_obs = self.disc_obs(hist)
+        # NaN guard: an unstable step must not feed non-finite samples to the discriminator.
+        info["amp_hist"] = hist
+        info["disc_obs"] = jnp.where(unstable, state.info["disc_obs"], d_obs)
+        reward, task_failed, succeeded, metrics, info = self.task_step(params, k_task, state.physics, data, frame,
+                                                                       info)
+        obs = self.observation(params, data, info)
+        timeout = info["step"] >= self.max_episode_steps
+        failed = (self.has_fallen(params, data, info) | task_failed) & ~unstable
+        succeeded = succeeded & ~failed & ~unstable
+        truncated = timeout & ~failed & ~succeeded
+        truncated = truncated | (succeeded & self.success_bootstrap)
+        done = failed | succeeded | timeout
+        metrics = {k: jnp.asarray(metrics[k], jnp.float32) for k in self.task_metric_names}
+        metrics.update(term_fail=failed.astype(jnp.float32), term_success=succeeded.astype(jnp.float32),
+                       term_timeout=(timeout & ~failed & ~succeeded & ~unstable).astype(jnp.float32))
+        return auto_reset(self, params, state.replace(key=key), data, obs, jnp.asarray(reward, jnp.float32), done,
+                          truncated, metrics, info, unstable=unstable, keep_info_keys=self.terminal_info_keys)
+
+    # Success ends the episode; when True it is treated like a timeout by the learner (the
+    # value of the final state is bootstrapped), so ending early costs no future reward.
+    success_bootstrap: bool = False
+
+
+def make_amp_env(cfg: AMPEnvConfig, motion: Optional[MotionLib] = None, env_cls=AMPEnv, **kw):
+    """(env, params) for a config: ``motion`` (from the config's motion_file) or, without it,
+    the style datasets of ``cfg.motion_files``."""
+    env = env_cls(cfg, **kw)
+    if motion is None and cfg.motion_files:
+        motion = load_style_motions(cfg.motion_files, env.robot, cfg.motion_file_weights)
+    if motion is None:
+        raise ValueError(f"{env_cls.__name__} needs style motions: set motion_file or motion_files")
+    return env, env.default_params(motion)
