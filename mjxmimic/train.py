@@ -26,7 +26,7 @@ from mjxmimic.robots.spec import REPO_ROOT
 
 # Metrics shown on the progress bar (when the run has them).
 _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("env/success", "succ"), ("env/fall", "fall"),
-        ("env/joint_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
+        ("env/joint_pos_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
 
 
 def _resolved_config(env_name: str, overrides: dict) -> dict:
@@ -162,8 +162,9 @@ def main(argv=None) -> int:
     finally:
         log.close()
         ckpt.wait()
+        last = ckpt.latest_step()
         ckpt.close()
-    print(f"done: {ckpt.latest_step} iterations in {time.perf_counter() - t0:.0f}s; checkpoints in {run_dir / 'checkpoints'}\n"
+    print(f"done: {last} iterations in {time.perf_counter() - t0:.0f}s; checkpoints in {run_dir / 'checkpoints'}\n"
           f"evaluate with: python -m mjxmimic.play {run_dir}", flush=True)
     return 0
 

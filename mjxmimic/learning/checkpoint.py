@@ -41,7 +41,7 @@ class Checkpointer:
         step = int(train_state.iteration) if step is None else int(step)
         if step in self._mgr.all_steps():
             return False
-        return bool(self._mgr.save(step, args=ocp.args.StandardSave(train_state), force=True))
+        return bool(self._mgr.save(step, args=ocp.args.StandardSave(_nonempty(train_state)), force=True))
 
     def maybe_save(self, train_state, step: int) -> bool:
         """Save if ``step`` (the iteration count, passed to avoid a device sync) is due."""
@@ -60,7 +60,8 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint for step {step} in {self.directory!r}; have {steps}")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
         try:
-            return self._mgr.restore(step, args=ocp.args.StandardRestore(abstract))
+            saved = self._mgr.restore(step, args=ocp.args.StandardRestore(_nonempty(abstract)))
+            return _fill(abstract, saved)
         except Exception as e:  # orbax raises many types for truncated/mismatched files
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory!r} is corrupt or does not match this "
@@ -78,6 +79,23 @@ class Checkpointer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _nonempty(tree) -> dict:
+    # Orbax refuses zero-size arrays (MJX data has several, e.g. `act` for a model without
+    # actuator states): save the non-empty leaves by their flat index; restore rebuilds the
+    # empty ones from the template's shapes.
+    leaves = jax.tree_util.tree_leaves(tree)
+    return {str(i): x for i, x in enumerate(leaves) if x.size}
+
+
+def _fill(abstract, saved: dict):
+    import jax.numpy as jnp
+    leaves, treedef = jax.tree_util.tree_flatten(abstract)
+    out = [saved[str(i)] if str(i) in saved else jnp.zeros(x.shape, x.dtype) for i, x in enumerate(leaves)]
+    if len(saved) != sum(1 for x in leaves if x.size):
+        raise ValueError("number of saved arrays differs from the TrainState's")
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def restore_train_state(directory: str, template, step: Optional[int] = None):

@@ -1,0 +1,183 @@
+"""Evaluate a trained run: a metrics table and an mp4 of the policy.
+
+    python -m mjxmimic.play runs/k1_walk-20261126-2300 [--episodes 256] [--no-video]
+
+Deterministic actions (the policy mean), as MimicKit's test mode. The video shows the
+policy on the left and, for envs that imitate a clip, the reference on the right; for the
+ball kick the scene (robot, ball, target marker) as simulated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate(env, params, policy_fn, key, num_envs: int, min_episodes: int, max_steps: int) -> dict:
+    """Jitted rollout of ``num_envs`` envs until each finished ``min_episodes`` episodes.
+
+    Returns per-step means of the env metrics (``step/<k>``), means over finished episodes
+    of the metrics at their last step (``end/<k>``), and episode-level rates:
+    ``full_length`` (ended by timeout), ``failure`` and ``success``."""
+    import jax
+    import jax.numpy as jnp
+
+    v_reset = jax.vmap(env.reset, in_axes=(None, 0))
+    v_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+
+    def run(key):
+        s = v_reset(params, jax.random.split(key, num_envs))
+        zeros = {k: jnp.zeros(()) for k in s.metrics}
+        c0 = dict(t=jnp.zeros((), jnp.int32), s=s, eps=jnp.zeros((num_envs,), jnp.int32),
+                  ret=jnp.zeros((num_envs,)), ret_sum=jnp.zeros(()), len_sum=jnp.zeros(()),
+                  ep_len=jnp.zeros((num_envs,)), trunc=jnp.zeros(()), step_sum=zeros, end_sum=zeros)
+
+        def cond(c):
+            return (c["t"] < max_steps) & jnp.any(c["eps"] < min_episodes)
+
+        def body(c):
+            s = v_step(params, c["s"], policy_fn(c["s"].obs))
+            # Count only each env's first `min_episodes` episodes, so long episodes are not
+            # under-represented by envs that keep finishing short ones.
+            done = s.done & (c["eps"] < min_episodes)
+            d = done.astype(jnp.float32)
+            ret, ep_len = c["ret"] + s.reward, c["ep_len"] + 1
+            return dict(t=c["t"] + 1, s=s, eps=c["eps"] + done, ret=jnp.where(s.done, 0.0, ret),
+                        ep_len=jnp.where(s.done, 0.0, ep_len), ret_sum=c["ret_sum"] + jnp.sum(d * ret),
+                        len_sum=c["len_sum"] + jnp.sum(d * ep_len),
+                        trunc=c["trunc"] + jnp.sum(d * s.truncated),
+                        step_sum={k: c["step_sum"][k] + jnp.mean(v) for k, v in s.metrics.items()},
+                        end_sum={k: c["end_sum"][k] + jnp.sum(d * v) for k, v in s.metrics.items()})
+        c = jax.lax.while_loop(cond, body, c0)
+        n = jnp.maximum(jnp.sum(c["eps"]), 1).astype(jnp.float32)
+        out = {"episodes": n, "episode_return": c["ret_sum"] / n, "episode_length_steps": c["len_sum"] / n,
+               "full_length": c["trunc"] / n, "steps": c["t"]}
+        out.update({f"step/{k}": v / jnp.maximum(c["t"], 1) for k, v in c["step_sum"].items()})
+        out.update({f"end/{k}": v / n for k, v in c["end_sum"].items()})
+        return out
+
+    return {k: float(v) for k, v in jax.jit(run)(key).items()}
+
+
+def rollout_qpos(env, params, policy_fn, key, num_steps: int):
+    """One env for ``num_steps``: simulated qpos and, when the env has a MotionLib, the
+    reference qpos at the same motion time (both [T, nq])."""
+    import jax
+    import jax.numpy as jnp
+
+    from mjxmimic.motions import lib as mlib
+
+    def ref_qpos(s):
+        if getattr(params, "motion", None) is None or "motion_id" not in s.info:
+            return s.physics.qpos[: env.robot.model.nq]
+        f = mlib.sample(params.motion, s.info["motion_id"], env.motion_time(s.info))
+        return f.qpos(params.motion)
+
+    def run(key):
+        s0 = env.reset(params, key)
+
+        def body(s, _):
+            s = env.step(params, s, policy_fn(s.obs[None])[0])
+            return s, (s.physics.qpos, ref_qpos(s), s.done)
+        _, out = jax.lax.scan(body, s0, None, length=num_steps)
+        return (jnp.concatenate([s0.physics.qpos[None], out[0]]), jnp.concatenate([ref_qpos(s0)[None], out[1]]))
+    q, r = jax.jit(run)(key)
+    return np.asarray(q), np.asarray(r)
+
+
+def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400):
+    import imageio.v2 as imageio
+    import mujoco
+
+    from mjxmimic.view import _camera
+
+    panes = [(env.model, qpos)] + ([(env.robot.model, ref_qpos)] if with_reference else [])
+    rs = [(m, mujoco.MjData(m), mujoco.Renderer(m, height, width)) for m, _ in panes]
+    root = env.robot.root_body_id
+    look = None
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8,
+                                ffmpeg_log_level="error", format="FFMPEG") as w:
+            for t in range(len(qpos)):
+                frames = []
+                for (m, d, r), (_, q) in zip(rs, panes):
+                    d.qpos[:] = q[t]
+                    mujoco.mj_forward(m, d)
+                    if look is None or m is env.model:
+                        target = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
+                        look = target if look is None else look + 0.2 * (target - look)
+                    r.update_scene(d, camera=_camera(mujoco, look, 3.0, 120.0, -20.0))
+                    frames.append(r.render())
+                w.append_data(np.concatenate(frames, axis=1))
+        os.replace(tmp, out)
+    finally:
+        for _, _, r in rs:
+            r.close()
+        if tmp.exists():
+            tmp.unlink()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mjxmimic.play", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    ap.add_argument("--episodes", type=int, default=256, help="episodes to evaluate (at least)")
+    ap.add_argument("--num-envs", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    ap.add_argument("--no-video", action="store_true")
+    ap.add_argument("--video-seconds", type=float, default=10.0)
+    ap.add_argument("--json", help="also write the metrics to this JSON file")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    if not args.no_video:
+        from mjxmimic.view import select_gl_backend
+        backend = select_gl_backend()
+        if backend is None:
+            print("warning: no OpenGL backend (egl/osmesa) works here; skipping the video", file=sys.stderr)
+            args.no_video = True
+
+    import jax
+
+    from mjxmimic.envs.registry import ConfigError
+    from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
+    from mjxmimic.train import build
+
+    try:
+        env, params, agent_cfg, trainer = build(run_dir)
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    pp = policy_params(ts)
+
+    def policy_fn(obs):
+        return trainer.policy(pp, obs, deterministic=True)
+
+    n = min(args.num_envs, args.episodes)
+    m = evaluate(env, params, policy_fn, jax.random.PRNGKey(args.seed), n, -(-args.episodes // n),
+                 max_steps=20 * env.max_episode_steps)
+    m["iteration"] = int(ts.iteration)
+    m["episode_length_s"] = m["episode_length_steps"] * env.control_dt
+    print(f"| metric | value |\n|---|---|")
+    for k in sorted(m):
+        print(f"| {k} | {m[k]:.4g} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(m, indent=1))
+    if not args.no_video:
+        steps = int(round(args.video_seconds / env.control_dt))
+        q, r = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
+        out = run_dir / "play.mp4"
+        with_ref = getattr(params, "motion", None) is not None and type(env).__name__ == "DeepMimicEnv"
+        render(env, q, r, out, 1.0 / env.control_dt, with_ref)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
