@@ -344,3 +344,21 @@ def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
     except (KeyError, ValueError) as e:
         raise ConfigError(f"{c['path']}: env: {e}") from None
     return env, params, c["agent_cfg"]
+
+
+# ---------------------------------------------------------------------------------------
+# AMP, task (steering, location) and ball-kick envs: mjxmimic/envs/amp.py, tasks.py, kick.py.
+# Style motions come from env.motion_file or, without it, env.motion_files (several datasets).
+# ---------------------------------------------------------------------------------------
+def _register_amp_envs():
+    from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, make_amp_env
+    from mjxmimic.envs.kick import KickConfig, make_kick_env
+    from mjxmimic.envs.tasks import LocationConfig, LocationEnv, SteeringConfig, SteeringEnv
+
+    register_env("amp", AMPEnvConfig, lambda c, m: make_amp_env(c, m, AMPEnv), needs_motion=False)
+    register_env("steering", SteeringConfig, lambda c, m: make_amp_env(c, m, SteeringEnv), needs_motion=False)
+    register_env("location", LocationConfig, lambda c, m: make_amp_env(c, m, LocationEnv), needs_motion=False)
+    register_env("kick", KickConfig, make_kick_env, needs_motion=False)
+
+
+_register_amp_envs()
