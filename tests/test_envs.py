@@ -372,3 +372,19 @@ def test_overrides(tmp_path, clip_files):
         load_config(_write(tmp_path, base), {"num_envs": 3})
     with pytest.raises(ConfigError, match="not key=value"):
         parse_overrides(["env.num_envs"])
+
+
+def test_dataset_motion_file_and_amp_agent(tmp_path, clip_files, k1):
+    synth_clip(k1, "clamp", seconds=1.0).save_npz(tmp_path / "b.npz")
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(
+        {"motions": [{"file": str(clip_files["k1"]), "weight": 3.0}, {"file": "b.npz", "weight": 1.0}]}))
+    cfg = {"env": {"name": "char", "robot": "k1", "motion_file": str(tmp_path / "data.yaml"), "num_envs": 2},
+           "agent": {"name": "amp", "disc_lr": 1e-3, "actor_low": None}}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['actor_low'\]"):
+        load_config(_write(tmp_path, cfg))
+    del cfg["agent"]["actor_low"]
+    env, params, agent = make_env(_write(tmp_path, cfg))
+    assert isinstance(env, CharEnv) and env.obs_size == 182
+    np.testing.assert_allclose(params.motion.weights, [0.75, 0.25])
+    assert type(agent).__name__ == "AMPConfig" and agent.disc_optimizer.learning_rate == pytest.approx(1e-3)
+    assert agent.disc_optimizer.weight_decay == pytest.approx(1e-4)  # the rest of the default kept

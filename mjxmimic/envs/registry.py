@@ -29,7 +29,8 @@ or a mapping ``{joint name: weight}`` (unlisted joints 1.0). Agent section alias
 
 Overrides: ``{"env.key": value, "agent.key": value, "agent.actor_optimizer.type": "adam"}``;
 string values are parsed as YAML (so CLI ``key=value`` strings work, see
-:func:`parse_overrides`).
+:func:`parse_overrides`). A nested mapping (e.g. ``actor_optimizer: {learning_rate: 1e-5}``)
+overrides the class default of that field key by key.
 """
 from __future__ import annotations
 
@@ -183,7 +184,16 @@ def _build_dataclass(cls, raw: Mapping, where: str, extra_ok: Sequence[str] = ()
     unknown = [k for k in raw if k not in types and k not in extra_ok]
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(set(types) | set(extra_ok))}")
-    kw = {k: _coerce(v, types[k], f"{where}.{k}") for k, v in raw.items() if k in types}
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    kw = {}
+    for k, v in raw.items():
+        if k not in types:
+            continue
+        d = defaults.get(k)
+        if isinstance(v, Mapping) and dataclasses.is_dataclass(d) and not isinstance(d, type):
+            # A nested section overrides the default field by field.
+            v = {**{f.name: getattr(d, f.name) for f in dataclasses.fields(d) if f.init}, **v}
+        kw[k] = _coerce(v, types[k], f"{where}.{k}")
     try:
         return cls(**kw)
     except (TypeError, ValueError) as e:
