@@ -242,6 +242,8 @@ def test_vmapped_reset_and_step_8_envs(fns, params, env, state0):
     np.testing.assert_allclose(s.reward, 1.0)  # MimicKit's char env: reward 1 per step
     assert set(s.metrics) == {"nan_resets", "term_fail", "term_success", "term_timeout"}
     assert np.all(np.asarray(s.physics.qpos[:, 2]) > 0.45)  # still standing after 0.5 s
+    # body poses describe the final qpos (kinematics synced after the substeps)
+    np.testing.assert_allclose(s.physics.xpos[:, env.robot.root_body_id], s.physics.qpos[:, :3], atol=1e-6)
 
 
 def test_nan_guard_resets_and_counts(fns, params, env, state0):

@@ -47,15 +47,19 @@ def set_state(model: mjx.Model, qpos, qvel, ctrl=None) -> mjx.Data:
     return mjx.kinematics(model, d)
 
 
-def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int) -> mjx.Data:
-    """Hold ``ctrl = target`` (position-actuator PD targets) for ``num_steps`` mj steps."""
+def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int, sync_kinematics: bool = True) -> mjx.Data:
+    """Hold ``ctrl = target`` (position-actuator PD targets) for ``num_steps`` mj steps.
+
+    ``mj_step`` leaves body/geom poses at the start of its last step (they are computed
+    before integrating); ``sync_kinematics`` recomputes them from the final qpos, so body
+    positions, geom clearances and qpos/qvel all describe the same instant."""
     data = data.replace(ctrl=jnp.asarray(target, data.ctrl.dtype))
 
     def body(d, _):
         return mjx.step(model, d), None
 
     data, _ = jax.lax.scan(body, data, None, length=num_steps)
-    return data
+    return mjx.kinematics(model, data) if sync_kinematics else data
 
 
 def is_unstable(data: mjx.Data, max_qvel: float) -> jax.Array:
