@@ -89,7 +89,21 @@ def rollout_qpos(env, params, policy_fn, key, num_steps: int):
     return np.asarray(q), np.asarray(r)
 
 
-def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400):
+def _writer(out: Path, fps: float):
+    """mp4 through imageio's ffmpeg plugin; a GIF (pillow) where ffmpeg is missing."""
+    import imageio.v2 as imageio
+    try:
+        return out, imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=8,
+                                       ffmpeg_log_level="error", format="FFMPEG")
+    except ImportError:
+        out = out.with_suffix(".gif")
+        print(f"warning: no ffmpeg (pip install imageio-ffmpeg); writing {out.name} instead", file=sys.stderr)
+        return out, imageio.get_writer(out, duration=1.0 / fps, loop=0)
+
+
+def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400,
+           stills: int = 4) -> Path:
+    """Video of the rollout (policy | reference), plus ``stills`` frames side by side in a PNG."""
     import imageio.v2 as imageio
     import mujoco
 
@@ -99,10 +113,12 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
     rs = [(m, mujoco.MjData(m), mujoco.Renderer(m, height, width)) for m, _ in panes]
     root = env.robot.root_body_id
     look = None
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
+    kept = []
+    tmp, w = _writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
+    out = out.with_suffix(tmp.suffix)
     try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8,
-                                ffmpeg_log_level="error", format="FFMPEG") as w:
+        with w:
             for t in range(len(qpos)):
                 frames = []
                 for (m, d, r), (_, q) in zip(rs, panes):
@@ -113,13 +129,19 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
                         look = target if look is None else look + 0.2 * (target - look)
                     r.update_scene(d, camera=_camera(mujoco, look, 3.0, 120.0, -20.0))
                     frames.append(r.render())
-                w.append_data(np.concatenate(frames, axis=1))
+                frame = np.concatenate(frames, axis=1)
+                w.append_data(frame)
+                if t in picks:
+                    kept.append(frame)
         os.replace(tmp, out)
+        if kept:
+            imageio.imwrite(out.with_name(out.stem + "_frames.png"), np.concatenate(kept, axis=0))
     finally:
         for _, _, r in rs:
             r.close()
         if tmp.exists():
             tmp.unlink()
+    return out
 
 
 def main(argv=None) -> int:
@@ -174,8 +196,8 @@ def main(argv=None) -> int:
         q, r = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
         out = run_dir / "play.mp4"
         with_ref = getattr(params, "motion", None) is not None and type(env).__name__ == "DeepMimicEnv"
-        render(env, q, r, out, 1.0 / env.control_dt, with_ref)
-        print(f"wrote {out}")
+        out = render(env, q, r, out, 1.0 / env.control_dt, with_ref)
+        print(f"wrote {out} and {out.stem}_frames.png")
     return 0
 
 
