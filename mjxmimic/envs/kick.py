@@ -64,11 +64,11 @@ class KickConfig(AMPEnvConfig):
     ball_mass: float = 0.205                  # kg
     ball_slide_friction: float = 0.5
     ball_torsional_friction: float = 0.005    # m
-    ball_rolling_friction: float = 0.009      # m: ~0.75 m/s² rolling deceleration (2 m/s -> ~2.7 m)
+    ball_rolling_friction: float = 0.009      # m: ~0.6 m/s² rolling deceleration (2 m/s -> 3.2 m)
     ball_robot_friction: float = 0.5
     ball_contacts: str = "shins"              # robot geoms the ball touches: feet | shins | legs | all
     # ---- episode layout (robot heading frame)
-    ball_dist_min: float = 0.4                # m from the root, in the xy plane
+    ball_dist_min: float = 0.5                # m from the root, in the xy plane (clear of the feet)
     ball_dist_max: float = 1.2
     ball_angle_max: float = 0.6               # rad either side of the heading
     target_dist_min: float = 1.0              # m beyond the ball
