@@ -127,7 +127,7 @@ def test_ball_bounces_off_a_foot(ball_runs):
 # task terms (pure)
 # ---------------------------------------------------------------------------------------
 def test_kick_reward_hand_computed():
-    c = KickConfig(robot="k1")
+    c = KickConfig(robot="k1", approach_speed=0.6, ball_speed=1.5, w_approach=0.3, w_ball_vel=0.4, w_ball_pos=0.3)
     dt = 1 / 30
     rot = rmath.yaw_quat(jnp.float32(0.0))
     p0 = jnp.array([0.0, 0.0, 0.55])

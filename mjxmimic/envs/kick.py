@@ -81,7 +81,7 @@ class KickConfig(AMPEnvConfig):
     w_ball_pos: float = 0.3
     success_bonus: float = 5.0
     success_bootstrap: bool = True
-    approach_speed: float = 0.6               # m/s toward the ball
+    approach_speed: float = 0.3               # m/s toward the ball (K1's walk clips: 0.25-0.375)
     approach_dist: float = 0.35               # m: speed/facing terms saturate closer than this
     approach_pos_scale: float = 0.5
     approach_vel_scale: float = 4.0

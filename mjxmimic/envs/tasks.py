@@ -125,8 +125,8 @@ class SteeringConfig(AMPEnvConfig):
 
     rand_tar_dir: bool = True
     rand_face_dir: bool = False
-    tar_speed_min: float = 0.2      # m/s (MimicKit humanoid: 0.5)
-    tar_speed_max: float = 1.0      # m/s (MimicKit humanoid: 5.0)
+    tar_speed_min: float = 0.1      # m/s (MimicKit humanoid: 0.5; K1's walk clips: 0.25-0.375)
+    tar_speed_max: float = 0.4      # m/s (MimicKit humanoid: 5.0)
     tar_change_time_min: float = 4.0
     tar_change_time_max: float = 7.0
     reward_steering_tar_w: float = 0.7
@@ -185,11 +185,11 @@ class LocationConfig(AMPEnvConfig):
     (speed and distances scaled for the smaller robots)."""
 
     episode_length: float = 20.0
-    tar_speed: float = 0.6           # m/s (MimicKit humanoid: 1.0)
+    tar_speed: float = 0.3           # m/s (MimicKit humanoid: 1.0)
     tar_change_time_min: float = 5.0
     tar_change_time_max: float = 10.0
     tar_dist_min: float = 0.0
-    tar_dist_max: float = 5.0        # m (MimicKit humanoid: 10)
+    tar_dist_max: float = 3.0        # m (MimicKit humanoid: 10)
     dist_threshold: float = 0.5      # compared with the squared xy distance, as MimicKit
     pos_err_scale: float = 0.5
     vel_err_scale: float = 4.0
