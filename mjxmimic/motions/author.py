@@ -433,8 +433,8 @@ def kick_plan(robot, profile: Profile, kp: KickParams, stand_com_height: float |
     sole_c = c_inst - R @ np.asarray(profile.instep)
     # timeline (s)
     f = 1.0 / FPS
-    t_shift0, t_shift1 = 0.3, 1.2
-    t_lift = 1.3
+    t_shift0, t_shift1 = 0.7, 1.6         # (the preview starts moving the CoM ~0.5 s early)
+    t_lift = 1.7
     t_back = t_lift + 0.4
     back_z = profile.backswing[1]
     # uniform acceleration from rest at the back-swing to speed v at contact: d = v tau / 2;
@@ -449,7 +449,7 @@ def kick_plan(robot, profile: Profile, kp: KickParams, stand_com_height: float |
     over = np.array([home[kick][0], home[kick][1], 0.03])
     t_down = t_over + 0.25
     t_shift2, t_shift3 = t_down + 0.1, t_down + 1.0
-    t_end = t_shift3 + 0.4
+    t_end = t_shift3 + 0.8
     n = int(round(t_end / dt)) + 1
     t = np.arange(n) * dt
     # horizontal and vertical profiles are separate so the foot leaves and meets the floor
@@ -775,7 +775,7 @@ def _kick_info(robot, profile: Profile, job: _Job, clip: Clip) -> dict:
     return {"ball": [float(x) for x in ball], "ball_radius": float(e["ball_radius"]),
             "contact_time": float(f / FPS), "contact_frame": int(f), "foot_speed_planned": float(e["foot_speed"]),
             "foot_speed_last_frame": float(v_in),
-            "instep_at_contact": [float(x) for x in inst[f] - np.concatenate([origin, [0.0]])]}
+            "instep_at_contact": [float(x) for x in inst[f]]}     # the clip is in the canonical frame already
 
 
 # ---------------------------------------------------------------------------------------

@@ -182,6 +182,20 @@ def forward_points(robot, qpos: np.ndarray, kps: Sequence[Keypoint]):
     return pos, rot
 
 
+def _penetration(robot, qpos: np.ndarray) -> np.ndarray:
+    """[T] depth (m, >= 0) of the lowest collision-geom point below z = 0 (MuJoCo C kinematics)."""
+    m, d = robot.model, mujoco.MjData(robot.model)
+    g = np.asarray(robot.collision_geom_ids)
+    gp, gm = np.empty((len(qpos), len(g), 3)), np.empty((len(qpos), len(g), 3, 3))
+    for t, q in enumerate(qpos):
+        d.qpos[:] = q
+        mujoco.mj_kinematics(m, d)
+        gp[t], gm[t] = d.geom_xpos[g], d.geom_xmat[g].reshape(-1, 3, 3)
+    with jax.enable_x64(True):
+        z = np.asarray(geom_min_z(m.geom_type[g], m.geom_size[g], jnp.asarray(gp), jnp.asarray(gm)))
+    return np.maximum(-z.min(-1), 0.0)
+
+
 # ---------------------------------------------------------------------------------------
 # the solver
 # ---------------------------------------------------------------------------------------
@@ -424,19 +438,7 @@ def _solver(robot_name: str, kps: tuple[Keypoint, ...], num_segments: int, cfg: 
         x, cost, _ = jax.lax.fori_loop(0, cfg.iters, step, (x, cost0, mu0))
         return x, cost
 
-    def errors(p, q, j, tg):
-        d = jax.vmap(lambda pp, qq, jj: fk(assemble(pp, qq, jj)))(p, q, j)
-        pts = d["xpos"][:, kb] + jnp.einsum("tkij,kj->tki", d["xmat"][:, kb], koff)
-        com = (mass[None, :, None] * d["xipos"]).sum(1) / mass.sum()
-        pts = jnp.where(is_com[None, :, None], com[:, None], pts)
-        pe = jnp.linalg.norm(pts - tg["pos"], axis=-1)
-        rot = jnp.einsum("tkij,kjl->tkil", d["xmat"][:, kb], krot)
-        chord = jnp.linalg.norm((rot - tg["rot"]).reshape(rot.shape[:2] + (9,)), axis=-1) / np.sqrt(8.0)
-        re = 2.0 * jnp.arcsin(jnp.clip(chord, 0.0, 1.0))
-        z = geom_min_z(gtype, gsize, d["geom_xpos"][:, g], d["geom_xmat"][:, g])
-        return pe, re, jnp.maximum(-z.min(-1), 0.0)
-
-    return jax.jit(solve), jax.jit(errors)
+    return jax.jit(solve)
 
 
 def _bucket(x: int, b: int) -> int:
@@ -496,16 +498,22 @@ def solve_ik(robot, kps: Sequence[Keypoint], targets: Targets, init_qpos: np.nda
     j = padf(np.clip(j0, robot.joint_range[:, 0], robot.joint_range[:, 1]), robot.default_joint_pos)
     segp = np.concatenate([seg, np.full(pad, ns)]).astype(np.int32)
     smaskp = padf(smask, 0.0)
-    solve, errors = _solver(robot.name, kps, Sp, config)
+    solve = _solver(robot.name, kps, Sp, config)
     ws = config.w_smooth * fps * fps
     with jax.enable_x64(True):
         args = [jnp.asarray(a) for a in (p, q, j)]
         tgj = {k: jnp.asarray(v) for k, v in tg.items()}
         (p, q, j), cost = solve(*args, tgj, jnp.asarray(segp), jnp.asarray(smaskp), jnp.float64(ws))
-        pe, re, pen = errors(p, q, j, tgj)
-        p, q, j, cost, pe, re, pen = (np.asarray(a, np.float64) for a in (p, q, j, cost, pe, re, pen))
+        p, q, j, cost = (np.asarray(a, np.float64) for a in (p, q, j, cost))
     qpos = np.tile(robot.model.qpos0, (T, 1))
     qpos[:, :3], qpos[:, 3:7], qpos[:, robot.qpos_idx] = p[:T], q[:T], j[:T]
-    pe = np.where(targets.w_pos > 0, pe[:T], np.nan)
-    re = np.where(targets.w_rot > 0, re[:T], np.nan)
-    return IKResult(qpos=qpos, pos_err=pe, rot_err=re, penetration=pen[:T], cost=cost[:ns])
+    # errors with MuJoCo C (a second XLA program for them would cost seconds of compile time)
+    pos, rot = forward_points(robot, qpos, kps)
+    pe = np.linalg.norm(pos - targets.pos, axis=-1)
+    R, Rt = _quat_mat_np(rot), _quat_mat_np(targets.rot)
+    chord = np.linalg.norm((R - Rt).reshape(T, K, 9), axis=-1) / np.sqrt(8.0)
+    re = 2.0 * np.arcsin(np.clip(chord, 0.0, 1.0))
+    pen = _penetration(robot, qpos)
+    pe = np.where(targets.w_pos > 0, pe, np.nan)
+    re = np.where(targets.w_rot > 0, re, np.nan)
+    return IKResult(qpos=qpos, pos_err=pe, rot_err=re, penetration=pen, cost=cost[:ns])

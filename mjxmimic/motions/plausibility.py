@@ -34,6 +34,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 
@@ -279,7 +281,9 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
 
     # penetration
     g = np.asarray(robot.collision_geom_ids)
-    z = np.asarray(geom_min_z(m.geom_type[g], m.geom_size[g], kin_c["geom_xpos"][:, g], kin_c["geom_xmat"][:, g]))
+    with jax.enable_x64(True):
+        z = np.asarray(geom_min_z(m.geom_type[g], m.geom_size[g], jnp.asarray(kin_c["geom_xpos"][:, g]),
+                                  jnp.asarray(kin_c["geom_xmat"][:, g])))
     pen = float(max(0.0, -z.min())) * 1e3
 
     # feet, skating
