@@ -24,6 +24,8 @@ import yaml
 from mjxmimic.envs.registry import ConfigError, load_config, make_env, parse_overrides
 from mjxmimic.robots.spec import REPO_ROOT
 
+CPU_NUM_ENVS = 64
+
 # Metrics shown on the progress bar (when the run has them).
 _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("env/success", "succ"), ("env/fall", "fall"),
         ("env/joint_pos_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
@@ -121,6 +123,10 @@ def main(argv=None) -> int:
             if not args.env:
                 ap.error("--env is required (or --resume DIR)")
             overrides = parse_overrides(args.set)
+            if args.num_envs is None and "env.num_envs" not in overrides and jax.default_backend() == "cpu":
+                # Thousands of MJX envs on a CPU make one iteration take minutes: start small there.
+                args.num_envs = CPU_NUM_ENVS
+                print(f"no GPU/TPU found: training {CPU_NUM_ENVS} envs on the CPU (--num-envs to change)", flush=True)
             if args.num_envs is not None:
                 overrides["env.num_envs"] = str(args.num_envs)
             raw = _resolved_config(args.env, overrides)
