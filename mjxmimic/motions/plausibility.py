@@ -71,6 +71,8 @@ class Plausibility:
     velocity_joint: str
     zmp_margin_mm: float            # min over supported frames (nan if none)
     zmp_outside_frames: int
+    low_force_frames: int           # feet on the floor but the motion needs < 10 % of the weight
+                                    # from it (falling faster than g: no ZMP); not ZMP-checked
     com_margin_mm: float
     flight_frames: int
     stance_frames: tuple[int, ...]  # per foot
@@ -228,9 +230,10 @@ def _rot_rate(R: np.ndarray, dt: float) -> np.ndarray:
     return np.concatenate([w[:1], w, w[-1:]], 0)
 
 
-def multibody_zmp(robot, qpos_ext: np.ndarray, fps: float, kin: dict | None = None):
+def multibody_zmp(robot, qpos_ext: np.ndarray, fps: float, kin: dict | None = None, with_fz: bool = False):
     """ZMP [T, 2] and CoM [T, 3] of a qpos sequence (finite differences; the first and last
-    frames use one-sided neighbours, so pass frames extended on both ends)."""
+    frames use one-sided neighbours, so pass frames extended on both ends). ``with_fz`` also
+    returns the vertical ground force the motion needs, as a fraction of the weight [T]."""
     m = robot.model
     kin = kinematics(robot, qpos_ext) if kin is None else kin
     dt = 1.0 / fps
@@ -247,6 +250,8 @@ def multibody_zmp(robot, qpos_ext: np.ndarray, fps: float, kin: dict | None = No
     Fz = f[..., 2].sum(1)
     zmp = np.stack([-mom[:, 1] / Fz, mom[:, 0] / Fz], -1)
     com = (mass[None, :, None] * x).sum(1) / mass.sum()
+    if with_fz:
+        return zmp, com, Fz / (mass.sum() * GRAVITY)
     return zmp, com
 
 
@@ -318,18 +323,21 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
         vjoint = robot.joint_names[int(np.argmax(r.max(0)))]
 
     # ZMP and CoM against the support polygon
-    zmp, com = multibody_zmp(robot, qe, c.fps, kin)
-    zmp, com = zmp[sl], com[sl]
-    zm, cm, outside, flight = [], [], 0, 0
+    zmp, com, fz = multibody_zmp(robot, qe, c.fps, kin, with_fz=True)
+    zmp, com, fz = zmp[sl], com[sl], fz[sl]
+    zm, cm, outside, flight, low = [], [], 0, 0, 0
     for t in range(T):
         pts = [corners[t, corners[t, :, 2] <= limits.contact_height, :2] for corners, on in feet if on[t]]
         if not pts:
             flight += 1
             continue
         pts = np.concatenate(pts, 0)
+        cm.append(support_margin(com[t, :2], pts))
+        if fz[t] < 0.1:
+            low += 1
+            continue
         a = support_margin(zmp[t], pts)
         zm.append(a)
-        cm.append(support_margin(com[t, :2], pts))
         outside += a < limits.zmp_margin_mm * 1e-3
     zmin = float(min(zm)) * 1e3 if zm else float("nan")
     cmin = float(min(cm)) * 1e3 if cm else float("nan")
@@ -337,7 +345,7 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
     rep = Plausibility(
         name=c.name, frames=T, fps=float(c.fps), penetration_mm=pen, skate_mm=skate, skate_frame_mm=skate_frame,
         joint_limit_rad=jl, velocity_ratio=vratio, velocity_joint=vjoint, zmp_margin_mm=zmin,
-        zmp_outside_frames=int(outside), com_margin_mm=cmin, flight_frames=flight,
+        zmp_outside_frames=int(outside), low_force_frames=low, com_margin_mm=cmin, flight_frames=flight,
         stance_frames=tuple(int(on.sum()) for _, on in feet), seam_mm=seam_gap(c, robot) * 1e3, failures=[])
     f = rep.failures
     if pen > limits.penetration_mm:
