@@ -40,17 +40,15 @@ point (front top of the foot) reaches the ball's back surface at ball-centre hei
 follows through, returns and is put down, and the weight shifts back.
 
 Output is deterministic: fixed parameters, fixed iteration counts, values rounded to 1e-6
-and written by :func:`save_clip_npz` (an uncompressed zip with fixed timestamps; numpy's
+and written by :meth:`Clip.save_npz` (an uncompressed zip with fixed timestamps; numpy's
 own ``savez`` stamps the current time).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +59,7 @@ from mjxmimic.motions import ik
 from mjxmimic.motions.clip import Clip
 
 __all__ = ["GaitParams", "KickParams", "Profile", "PROFILES", "PreviewControl", "gait_plan", "kick_plan",
-           "author_clips", "clip_specs", "save_clip_npz", "write_robot", "main"]
+           "author_clips", "clip_specs", "write_robot", "main"]
 
 GRAVITY = 9.81
 FPS = 30
@@ -781,29 +779,6 @@ def _kick_info(robot, profile: Profile, job: _Job, clip: Clip) -> dict:
 # ---------------------------------------------------------------------------------------
 # deterministic output
 # ---------------------------------------------------------------------------------------
-def save_clip_npz(clip: Clip, path) -> Path:
-    """Write ``clip`` in our .npz layout (the keys of :meth:`Clip.save_npz`, readable by
-    :meth:`Clip.load_npz`) with stable bytes: an uncompressed zip whose members carry a fixed
-    timestamp (``np.savez`` stamps the current time)."""
-    arrays = {"fps": np.float64(clip.fps), "loop": np.array(clip.loop), "root_pos": np.asarray(clip.root_pos, np.float64),
-              "root_rot": np.asarray(clip.root_rot, np.float64), "joint_pos": np.asarray(clip.joint_pos, np.float64),
-              "joint_names": np.array(clip.joint_names), "name": np.array(clip.name)}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
-        for k, v in arrays.items():
-            info = zipfile.ZipInfo(k + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            b = io.BytesIO()
-            v = np.asarray(v)
-            np.lib.format.write_array(b, v if v.flags.c_contiguous else v.copy(order="C"), allow_pickle=False)
-            z.writestr(info, b.getvalue())
-    path = Path(path)
-    path.write_bytes(buf.getvalue())
-    return path
-
-
 _ROBOT_TITLE = {"k1": "Booster K1", "g1": "Unitree G1"}
 
 
@@ -874,7 +849,7 @@ def write_robot(robot_name: str, out_dir, names=None, verbose: bool = False) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, info = author_clips(robot_name, names, verbose=verbose)
     for n, c in clips.items():
-        save_clip_npz(c, out_dir / f"{n}.npz")
+        c.save_npz(out_dir / f"{n}.npz")
     if names is None:
         for fname, text in dataset_yamls(robot_name, info).items():
             (out_dir / fname).write_text(text)

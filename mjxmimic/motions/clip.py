@@ -6,6 +6,8 @@ are in radians, keyed by joint names (the columns of ``joint_pos``).
 from __future__ import annotations
 
 import dataclasses
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +122,25 @@ class Clip:
 
     # ---- our own format ---------------------------------------------------
     def save_npz(self, path):
+        """Our .npz layout with stable bytes (an uncompressed zip whose members carry a fixed
+        timestamp; ``np.savez`` stamps the current time), so regenerated clips compare equal."""
+        arrays = {"fps": np.float64(self.fps), "loop": np.array(self.loop),
+                  "root_pos": np.asarray(self.root_pos, np.float64), "root_rot": np.asarray(self.root_rot, np.float64),
+                  "joint_pos": np.asarray(self.joint_pos, np.float64), "joint_names": np.array(self.joint_names),
+                  "name": np.array(self.name)}
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+            for k, v in arrays.items():
+                info = zipfile.ZipInfo(k + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_STORED
+                info.create_system = 3
+                info.external_attr = 0o644 << 16
+                b = io.BytesIO()
+                v = np.asarray(v)  # not ascontiguousarray: it turns 0-d arrays into 1-d
+                np.lib.format.write_array(b, v if v.flags.c_contiguous else v.copy(order="C"), allow_pickle=False)
+                z.writestr(info, b.getvalue())
         path = Path(path)
-        np.savez(path, fps=np.float64(self.fps), loop=np.array(self.loop), root_pos=self.root_pos,
-                 root_rot=self.root_rot, joint_pos=self.joint_pos, joint_names=np.array(self.joint_names),
-                 name=np.array(self.name))
+        path.write_bytes(buf.getvalue())
         return path
 
     @staticmethod
