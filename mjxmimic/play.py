@@ -64,8 +64,8 @@ def evaluate(env, params, policy_fn, key, num_envs: int, min_episodes: int, max_
 
 
 def rollout_qpos(env, params, policy_fn, key, num_steps: int):
-    """One env for ``num_steps``: simulated qpos and, when the env has a MotionLib, the
-    reference qpos at the same motion time (both [T, nq])."""
+    """One env for ``num_steps``: simulated qpos, the reference qpos at the same motion time
+    when the env has a MotionLib (both [T, nq]), and the task target ([T, 3]) or None."""
     import jax
     import jax.numpy as jnp
 
@@ -80,13 +80,27 @@ def rollout_qpos(env, params, policy_fn, key, num_steps: int):
     def run(key):
         s0 = env.reset(params, key)
 
+        def target(s):
+            return s.info["tar_pos"] if "tar_pos" in s.info else jnp.full((3,), jnp.nan)
+
         def body(s, _):
             s = env.step(params, s, policy_fn(s.obs[None])[0])
-            return s, (s.physics.qpos, ref_qpos(s), s.done)
+            return s, (s.physics.qpos, ref_qpos(s), target(s))
         _, out = jax.lax.scan(body, s0, None, length=num_steps)
-        return (jnp.concatenate([s0.physics.qpos[None], out[0]]), jnp.concatenate([ref_qpos(s0)[None], out[1]]))
-    q, r = jax.jit(run)(key)
-    return np.asarray(q), np.asarray(r)
+        return tuple(jnp.concatenate([first[None], rest]) for first, rest in
+                     zip((s0.physics.qpos, ref_qpos(s0), target(s0)), out))
+    q, r, tar = (np.asarray(x) for x in jax.jit(run)(key))
+    return q, r, (None if np.isnan(tar).all() else tar)
+
+
+def _add_target(mujoco, scene, pos, radius):
+    """A flat green disc on the floor where the task's target is (not part of the model)."""
+    if scene.ngeom >= scene.maxgeom:
+        return
+    p = np.array([pos[0], pos[1], 0.002])
+    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([radius, 0.002, 0.0]),
+                        p, np.eye(3).ravel(), np.array([0.1, 0.8, 0.2, 0.5], np.float32))
+    scene.ngeom += 1
 
 
 def _writer(out: Path, fps: float):
@@ -102,7 +116,7 @@ def _writer(out: Path, fps: float):
 
 
 def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400,
-           stills: int = 4) -> Path:
+           stills: int = 4, target=None) -> Path:
     """Video of the rollout (policy | reference), plus ``stills`` frames side by side in a PNG."""
     import imageio.v2 as imageio
     import mujoco
@@ -125,9 +139,13 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
                     d.qpos[:] = q[t]
                     mujoco.mj_forward(m, d)
                     if look is None or m is env.model:
-                        target = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
-                        look = target if look is None else look + 0.2 * (target - look)
-                    r.update_scene(d, camera=_camera(mujoco, look, 3.0, 120.0, -20.0))
+                        aim = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
+                        if target is not None:  # keep robot, ball and target in view
+                            aim[:2] = 0.5 * (aim[:2] + target[t][:2])
+                        look = aim if look is None else look + 0.2 * (aim - look)
+                    r.update_scene(d, camera=_camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
+                    if target is not None and m is env.model:
+                        _add_target(mujoco, r.scene, target[t], getattr(env.cfg, "target_radius", 0.2))
                     frames.append(r.render())
                 frame = np.concatenate(frames, axis=1)
                 w.append_data(frame)
@@ -193,10 +211,10 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(m, indent=1))
     if not args.no_video:
         steps = int(round(args.video_seconds / env.control_dt))
-        q, r = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
+        q, r, tar = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
         out = run_dir / "play.mp4"
         with_ref = getattr(params, "motion", None) is not None and type(env).__name__ == "DeepMimicEnv"
-        out = render(env, q, r, out, 1.0 / env.control_dt, with_ref)
+        out = render(env, q, r, out, 1.0 / env.control_dt, with_ref, target=tar)
         print(f"wrote {out} and {out.stem}_frames.png")
     return 0
 
