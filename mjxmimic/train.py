@@ -27,7 +27,8 @@ from mjxmimic.robots.spec import REPO_ROOT
 CPU_NUM_ENVS = 64
 
 # Metrics shown on the progress bar (when the run has them).
-_BAR = (("episode_return", "ret"), ("episode_length", "len"), ("env/success", "succ"), ("env/fall", "fall"),
+_BAR = (("episode_return", "ret"), ("episode_length", "len"), ("episode_success_rate", "succ"),
+        ("episode_fail_rate", "fail"),
         ("env/joint_pos_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
 
 
@@ -74,6 +75,12 @@ class _Logger:
         sps = (it - self.it_last) * self.steps_per_iter / max(now - self.t_last, 1e-9)
         self.t_last, self.it_last = now, it
         m["env_steps_per_s"] = sps
+        # Per-episode outcome rates among the episodes that ended this iteration (the env
+        # metrics are per-step means; dividing by the per-step done rate gives per-episode).
+        if m.get("done_frac", 0.0) > 0:
+            for k in ("success", "fail", "timeout"):
+                if f"env/term_{k}" in m:
+                    m[f"episode_{k}_rate"] = m[f"env/term_{k}"] / m["done_frac"]
         m["wall_s"] = now - self.t0
         env_steps = it * self.steps_per_iter
         for k, v in m.items():
