@@ -204,7 +204,7 @@ def main(argv=None) -> int:
                  max_steps=20 * env.max_episode_steps)
     m["iteration"] = int(ts.iteration)
     m["episode_length_s"] = m["episode_length_steps"] * env.control_dt
-    print(f"| metric | value |\n|---|---|")
+    print("| metric | value |\n|---|---|")
     for k in sorted(m):
         print(f"| {k} | {m[k]:.4g} |")
     if args.json:

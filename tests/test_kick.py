@@ -5,7 +5,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 import pytest
 from mujoco import mjx

@@ -10,7 +10,7 @@ import yaml
 from mjxmimic.motions import author, ik
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.io import load_dataset
-from mjxmimic.motions.plausibility import Limits, check_clip, support_margin, velocity_limits
+from mjxmimic.motions.plausibility import check_clip, support_margin, velocity_limits
 from mjxmimic.robots import load_robot
 from mjxmimic.robots.spec import REPO_ROOT
 

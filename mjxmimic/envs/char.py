@@ -36,7 +36,7 @@ Time: ``info["step"]`` counts control steps since reset; the motion time is
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from mjxmimic import math as rmath
-from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, compute_char_obs, heading_local, local_body_pos
+from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, heading_local, local_body_pos
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 
