@@ -203,6 +203,9 @@ def main(argv=None) -> int:
     m = evaluate(env, params, policy_fn, jax.random.PRNGKey(args.seed), n, -(-args.episodes // n),
                  max_steps=20 * env.max_episode_steps)
     m["iteration"] = int(ts.iteration)
+    if m.get("end/success", 0.0) > 0 and "end/time_to_success" in m:
+        # the env reports time_to_success = 0 for episodes without success: average over successes
+        m["time_to_success_given_success"] = m["end/time_to_success"] / m["end/success"]
     m["episode_length_s"] = m["episode_length_steps"] * env.control_dt
     print("| metric | value |\n|---|---|")
     for k in sorted(m):
