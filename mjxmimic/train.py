@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from mjxmimic.envs.registry import ConfigError, load_config, make_env, parse_overrides
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
 
 CPU_NUM_ENVS = 64
 
@@ -138,7 +138,8 @@ def main(argv=None) -> int:
                 overrides["env.num_envs"] = str(args.num_envs)
             raw = _resolved_config(args.env, overrides)
             name = Path(args.env).stem
-            run_dir = Path(args.out) if args.out else REPO_ROOT / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            runs = REPO_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"
+            run_dir = Path(args.out) if args.out else runs / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             seed, iterations = args.seed, args.iterations
