@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from mjxmimic.envs.registry import ConfigError, load_config, make_env, parse_overrides
+from mjxmimic.envs.registry import ConfigError, apply_overrides, load_config, make_env, parse_overrides
 from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
 
 CPU_NUM_ENVS = 64
@@ -35,14 +35,7 @@ _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("episode_success_
 def _resolved_config(env_name: str, overrides: dict) -> dict:
     """The config file's YAML with overrides applied (validated by load_config)."""
     c = load_config(env_name, overrides)
-    raw = yaml.safe_load(Path(c["path"]).read_text())
-    for k, v in overrides.items():
-        sec, *rest = k.split(".")
-        d = raw.setdefault(sec, {})
-        for r in rest[:-1]:
-            d = d.setdefault(r, {})
-        d[rest[-1]] = yaml.safe_load(v) if isinstance(v, str) else v
-    return raw
+    return apply_overrides(yaml.safe_load(Path(c["path"]).read_text()), overrides)
 
 
 def _make_trainer(env, params, agent_cfg):

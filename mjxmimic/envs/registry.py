@@ -46,7 +46,7 @@ from mjxmimic.envs.deepmimic import DeepMimicConfig, DeepMimicEnv
 from mjxmimic.robots.spec import REPO_ROOT
 
 __all__ = ["ConfigError", "make_env", "load_config", "register_env", "register_agent", "parse_overrides",
-           "ENV_KINDS", "AGENT_KINDS", "CONFIGS_DIR", "EnvKind", "resolve_path"]
+           "ENV_KINDS", "AGENT_KINDS", "CONFIGS_DIR", "EnvKind", "resolve_path", "apply_overrides"]
 
 CONFIGS_DIR = REPO_ROOT / "configs"
 
@@ -241,7 +241,8 @@ def parse_overrides(items: Sequence[str]) -> dict:
     return out
 
 
-def _apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
+def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
+    """A copy of a raw config dict with ``{'env.key': value}`` overrides applied (strings parsed as YAML)."""
     raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
     for key, val in (overrides or {}).items():
         parts = key.split(".")
@@ -280,7 +281,7 @@ def load_config(name_or_path, overrides: Optional[Mapping[str, Any]] = None) -> 
     unknown = set(raw) - {"env", "agent"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'env' and 'agent'")
-    raw = _apply_overrides(raw, overrides)
+    raw = apply_overrides(raw, overrides)
     env_raw, agent_raw = raw.get("env"), raw.get("agent", {}) or {}
     if not isinstance(env_raw, dict):
         raise ConfigError(f"{path}: 'env' must be a mapping")
