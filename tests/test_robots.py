@@ -1,4 +1,5 @@
 """Robot models: converter output vs the vendors' models, MJX vs MuJoCo C, standing, bad input."""
+import shutil
 import xml.etree.ElementTree as ET
 
 import jax
@@ -159,7 +160,12 @@ def test_missing_mesh_is_a_clear_error(tmp_path):
 
 @needs_shared
 def test_meshes_are_visual_only(tmp_path):
-    out = convert.convert(load_spec(REPO_ROOT / "robots" / "k1"), tmp_path / "k1.xml",
+    # URDF deeper than the output: relative mesh paths must not be resolved from the URDF's folder.
+    deep = tmp_path / "a" / "b" / "c" / "d" / "e" / "f"
+    deep.mkdir(parents=True)
+    urdf = deep / "k1.urdf"
+    shutil.copy(load_spec(REPO_ROOT / "robots" / "k1").urdf, urdf)
+    out = convert.convert(load_spec(REPO_ROOT / "robots" / "k1"), tmp_path / "out" / "k1.xml", urdf=urdf,
                           meshes_dir=SHARED / "booster_k1" / "meshes")
     m = mujoco.MjModel.from_xml_path(str(out))
     mesh = m.geom_type == mujoco.mjtGeom.mjGEOM_MESH
