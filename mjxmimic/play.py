@@ -17,50 +17,15 @@ from pathlib import Path
 import numpy as np
 
 
-def evaluate(env, params, policy_fn, key, num_envs: int, min_episodes: int, max_steps: int) -> dict:
-    """Jitted rollout of ``num_envs`` envs until each finished ``min_episodes`` episodes.
-
-    Returns per-step means of the env metrics (``step/<k>``), means over finished episodes
-    of the metrics at their last step (``end/<k>``), and episode-level rates:
-    ``full_length`` (ended by timeout), ``failure`` and ``success``."""
+def evaluate(env, params, policy_fn, key, num_envs: int, num_episodes: int, max_steps: int) -> dict:
+    """The shared episode evaluation (:func:`mjxmimic.learning.evaluation.evaluate_policy`), jitted,
+    as Python floats."""
     import jax
-    import jax.numpy as jnp
 
-    v_reset = jax.vmap(env.reset, in_axes=(None, 0))
-    v_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+    from mjxmimic.learning.evaluation import evaluate_policy
 
-    def run(key):
-        s = v_reset(params, jax.random.split(key, num_envs))
-        zeros = {k: jnp.zeros(()) for k in s.metrics}
-        c0 = dict(t=jnp.zeros((), jnp.int32), s=s, eps=jnp.zeros((num_envs,), jnp.int32),
-                  ret=jnp.zeros((num_envs,)), ret_sum=jnp.zeros(()), len_sum=jnp.zeros(()),
-                  ep_len=jnp.zeros((num_envs,)), trunc=jnp.zeros(()), step_sum=zeros, end_sum=zeros)
-
-        def cond(c):
-            return (c["t"] < max_steps) & jnp.any(c["eps"] < min_episodes)
-
-        def body(c):
-            s = v_step(params, c["s"], policy_fn(c["s"].obs))
-            # Count only each env's first `min_episodes` episodes, so long episodes are not
-            # under-represented by envs that keep finishing short ones.
-            done = s.done & (c["eps"] < min_episodes)
-            d = done.astype(jnp.float32)
-            ret, ep_len = c["ret"] + s.reward, c["ep_len"] + 1
-            return dict(t=c["t"] + 1, s=s, eps=c["eps"] + done, ret=jnp.where(s.done, 0.0, ret),
-                        ep_len=jnp.where(s.done, 0.0, ep_len), ret_sum=c["ret_sum"] + jnp.sum(d * ret),
-                        len_sum=c["len_sum"] + jnp.sum(d * ep_len),
-                        trunc=c["trunc"] + jnp.sum(d * s.truncated),
-                        step_sum={k: c["step_sum"][k] + jnp.mean(v) for k, v in s.metrics.items()},
-                        end_sum={k: c["end_sum"][k] + jnp.sum(d * v) for k, v in s.metrics.items()})
-        c = jax.lax.while_loop(cond, body, c0)
-        n = jnp.maximum(jnp.sum(c["eps"]), 1).astype(jnp.float32)
-        out = {"episodes": n, "episode_return": c["ret_sum"] / n, "episode_length_steps": c["len_sum"] / n,
-               "full_length": c["trunc"] / n, "steps": c["t"]}
-        out.update({f"step/{k}": v / jnp.maximum(c["t"], 1) for k, v in c["step_sum"].items()})
-        out.update({f"end/{k}": v / n for k, v in c["end_sum"].items()})
-        return out
-
-    return {k: float(v) for k, v in jax.jit(run)(key).items()}
+    run = jax.jit(lambda k: evaluate_policy(env, params, policy_fn, k, num_envs, num_episodes, max_steps))
+    return {k: float(v) for k, v in run(key).items()}
 
 
 def rollout_qpos(env, params, policy_fn, key, num_steps: int):
@@ -200,13 +165,13 @@ def main(argv=None) -> int:
         return trainer.policy(pp, obs, deterministic=True)
 
     n = min(args.num_envs, args.episodes)
-    m = evaluate(env, params, policy_fn, jax.random.PRNGKey(args.seed), n, -(-args.episodes // n),
+    m = evaluate(env, params, policy_fn, jax.random.PRNGKey(args.seed), n, args.episodes,
                  max_steps=20 * env.max_episode_steps)
     m["iteration"] = int(ts.iteration)
     if m.get("end/success", 0.0) > 0 and "end/time_to_success" in m:
         # the env reports time_to_success = 0 for episodes without success: average over successes
         m["time_to_success_given_success"] = m["end/time_to_success"] / m["end/success"]
-    m["episode_length_s"] = m["episode_length_steps"] * env.control_dt
+    m["episode_length_s"] = m["episode_length"] * env.control_dt
     print("| metric | value |\n|---|---|")
     for k in sorted(m):
         print(f"| {k} | {m[k]:.4g} |")

@@ -147,7 +147,7 @@ def test_amp_disc_beats_chance_and_agent_moves_to_demo(amp_run):
     _, _, before, after, history = amp_run
     acc = np.mean([0.5 * (h["disc_agent_acc"] + h["disc_demo_acc"]) for h in history])
     assert acc > 0.65, acc
-    d0, d1 = float(before["env/demo_dist"]), float(after["env/demo_dist"])
+    d0, d1 = float(before["step/demo_dist"]), float(after["step/demo_dist"])
     assert d1 < 0.6 * d0, (d0, d1)  # deterministic policy ends nearer the demo cloud
     style = [h["style_reward_mean"] for h in history]
     assert np.mean(style[-20:]) > np.mean(style[:5]) + 0.1

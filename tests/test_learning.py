@@ -12,6 +12,7 @@ import pytest
 from mjxmimic.learning import losses
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.checkpoint import CheckpointError, Checkpointer, init_or_restore, restore_train_state, train
+from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning.networks import GaussianActor, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
 from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, TrainState, _resolve_action_map, make_policy_fn, make_trainer,
@@ -202,8 +203,30 @@ def test_ppo_improves_point_reach(reach):
     after = reach.evaluate(ts, jax.random.PRNGKey(7))
     # The initial (near-still) policy scores ~4; moving to the target scores ~18 of max 25.
     assert float(after["episode_return"]) > before + 8.0, (before, after)
-    assert float(after["env/dist"]) < 0.5
-    assert int(after["num_episodes"]) >= 32
+    assert float(after["step/dist"]) < 0.5
+    assert int(after["episodes"]) >= 32
+
+
+def test_evaluate_policy_counts_episodes_in_closed_form():
+    env = PointReachEnv()
+    params = env.default_params()
+
+    def ev(action):
+        fn = jax.jit(lambda k: evaluate_policy(env, params, lambda obs: jnp.full((obs.shape[0], 2), action), k,
+                                                 num_envs=4, num_episodes=10, max_steps=1000))
+        return jax.device_get(fn(jax.random.PRNGKey(3)))
+
+    # Standing still: every episode times out after exactly 25 steps; 3 episodes per env (ceil(10/4)).
+    m = ev(0.0)
+    assert int(m["episodes"]) == 12 and int(m["steps"]) == 75
+    assert float(m["episode_length"]) == 25.0 and float(m["full_length"]) == 1.0
+    # the point never moves, so the distance at an episode's end is its distance at every step
+    np.testing.assert_allclose(m["step/dist"], m["end/dist"], rtol=1e-5)
+    np.testing.assert_allclose(m["episode_return"], 25.0 * m["reward_mean"], rtol=1e-5)
+    # Pushing +x at 0.1/step from x0 in [-1, 1]: leaves the 1.5 box after 6 to 25 steps, so all fail.
+    m = ev(1.0)
+    assert float(m["full_length"]) == 0.0 and 6.0 <= float(m["episode_length"]) <= 25.0
+    assert int(m["episodes"]) == 12
 
 
 def _assert_trees_bitwise_equal(a, b):

@@ -24,6 +24,7 @@ from flax import struct
 
 from mjxmimic.envs.core import EnvState
 from mjxmimic.learning import losses
+from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.networks import Critic, GaussianActor, gaussian_entropy, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
@@ -365,36 +366,9 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         return new_ts, metrics
 
     def _evaluate(ts, env_params, key, num_episodes: int, max_steps: int):
-        """MimicKit test mode: deterministic actions until every env finished
-        ceil(num_episodes / N) episodes (or max_steps); mean over all finished episodes."""
-        min_eps = max(1, math.ceil(num_episodes / N))
-        state = v_reset(env_params, jax.random.split(_as_raw_key(key), N))
         pp = policy_params(ts)
-        zf = jnp.zeros((), jnp.float32)
-
-        def cond(c):
-            t, _, _, _, eps, *_ = c
-            return jnp.logical_and(t < max_steps, jnp.any(eps < min_eps))
-
-        def body(c):
-            t, state, ep_ret, ep_len, eps, ret_sum, len_sum, r_sum, msum = c
-            nxt = v_step(env_params, state, policy(pp, state.obs, deterministic=True))
-            done = nxt.done.astype(bool)
-            ep_ret, ep_len = ep_ret + nxt.reward, ep_len + 1
-            ret_sum = ret_sum + jnp.sum(jnp.where(done, ep_ret, 0.0))
-            len_sum = len_sum + jnp.sum(jnp.where(done, ep_len, 0)).astype(jnp.float32)
-            msum = {k: msum[k] + jnp.mean(v) for k, v in nxt.metrics.items()}
-            return (t + 1, nxt, jnp.where(done, 0.0, ep_ret), jnp.where(done, 0, ep_len),
-                    eps + done, ret_sum, len_sum, r_sum + jnp.mean(nxt.reward), msum)
-
-        m0 = {k: zf for k in state.metrics}
-        c0 = (jnp.zeros((), jnp.int32), state, jnp.zeros((N,)), jnp.zeros((N,), jnp.int32),
-              jnp.zeros((N,), jnp.int32), zf, zf, zf, m0)
-        t, _, _, _, eps, ret_sum, len_sum, r_sum, msum = jax.lax.while_loop(cond, body, c0)
-        n = jnp.maximum(jnp.sum(eps), 1).astype(jnp.float32)
-        steps = jnp.maximum(t, 1).astype(jnp.float32)
-        return {"episode_return": ret_sum / n, "episode_length": len_sum / n, "num_episodes": jnp.sum(eps),
-                "reward_mean": r_sum / steps, "steps": t, **{f"env/{k}": v / steps for k, v in msum.items()}}
+        return evaluate_policy(env, env_params, lambda obs: policy(pp, obs, deterministic=True), key, N,
+                               num_episodes, max_steps)
 
     init_jit = jax.jit(_init)
     iteration_jit = jax.jit(_iteration, donate_argnums=(0,) if donate else ())
