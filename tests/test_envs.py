@@ -303,7 +303,8 @@ def test_shipped_configs_build(name, robot, obs, clip_files):
                                          "agent.actor_lr": "5e-5"})
     assert env.robot.name == robot and env.obs_size == obs and env.num_substeps == 4
     assert isinstance(agent, PPOConfig) and agent.num_envs == 16
-    assert agent.actor_optimizer.learning_rate == 5e-5 and agent.critic_optimizer.learning_rate == 1e-4
+    assert agent.actor_optimizer.learning_rate == 5e-5 and agent.critic_optimizer.learning_rate == 2e-4
+    assert agent.actor_optimizer.type == agent.critic_optimizer.type == "adam"
     assert agent.actor_hidden == (1024, 512) and agent.steps_per_iter == 32
     assert params.motion.num_motions == 1
     w = np.asarray(params.joint_err_w)
