@@ -8,6 +8,6 @@ from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, Trainer, TrainState,
 
 __all__ = [
     "AMPConfig", "AMPState", "make_amp_trainer", "CheckpointError", "Checkpointer", "init_or_restore",
-    "restore_train_state", "train", "evaluate_policy", "OptimizerConfig", "PolicyParams", "PPOConfig", "Trainer", "TrainState",
-    "make_policy_fn", "make_trainer", "policy_params",
+    "restore_train_state", "train", "evaluate_policy", "OptimizerConfig", "PolicyParams", "PPOConfig", "Trainer",
+    "TrainState", "make_policy_fn", "make_trainer", "policy_params",
 ]

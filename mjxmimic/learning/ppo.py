@@ -24,8 +24,8 @@ from flax import struct
 
 from mjxmimic.envs.core import EnvState
 from mjxmimic.learning import losses
-from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning import normalizer as normlib
+from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning.networks import Critic, GaussianActor, gaussian_entropy, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
 
