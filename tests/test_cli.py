@@ -51,3 +51,25 @@ def test_config_errors_are_clear(tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert play.main([str(tmp_path / "missing")]) == 2
+
+
+def test_k1_kick_cli_smoke(tmp_path):
+    """The headline command on a tiny config: AMP + ball kick trains, logs, checkpoints and plays."""
+    d = tmp_path / "kick"
+    tiny = TINY + ["--set", "agent.disc_hidden=[16]", "--set", "agent.disc_buffer_size=64",
+                   "--set", "agent.disc_replay_samples=8"]
+    assert train.main(["--env", "k1_kick", *tiny, "--iterations", "1", "--out", str(d)]) == 0
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    assert cfg["env"]["name"] == "kick" and cfg["agent"]["name"] == "amp" and cfg["agent"]["disc_hidden"] == [16]
+    (line,) = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    for k in ("disc_loss", "disc_agent_acc", "style_reward_mean", "task_reward_mean", "env/ball_target_dist",
+              "env/term_success", "env/term_fail"):
+        assert k in line and line[k] == line[k], k  # present and not NaN
+    assert (d / "checkpoints" / "1").exists()
+    out = tmp_path / "m.json"
+    assert play.main([str(d), "--no-video", "--episodes", "4", "--num-envs", "4", "--json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["episodes"] >= 4
+    for k in ("end/success", "end/term_fail", "end/ball_target_dist"):
+        assert k in m, k
+    assert 0.0 <= m["end/success"] <= 1.0 and m["end/ball_target_dist"] >= 0.0
