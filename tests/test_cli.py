@@ -56,7 +56,8 @@ def test_config_errors_are_clear(tmp_path, capsys):
 def test_k1_kick_cli_smoke(tmp_path):
     """The headline command on a tiny config: AMP + ball kick trains, logs, checkpoints and plays."""
     d = tmp_path / "kick"
-    tiny = TINY + ["--set", "agent.disc_hidden=[16]", "--set", "agent.disc_buffer_size=64",
+    # 17 envs: more than one CPU chunk of the kick scene (15), so the padded chunked path runs.
+    tiny = TINY + ["--num-envs", "17", "--set", "agent.disc_hidden=[16]", "--set", "agent.disc_buffer_size=64",
                    "--set", "agent.disc_replay_samples=8"]
     assert train.main(["--env", "k1_kick", *tiny, "--iterations", "1", "--out", str(d)]) == 0
     cfg = yaml.safe_load((d / "config.yaml").read_text())

@@ -14,6 +14,7 @@ import yaml
 
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
+from mjxmimic.envs.core import LAPACK_SPLIT_FLOPS, cpu_env_chunk, vmap_envs
 from mjxmimic.envs.char import CharConfig, CharEnv, action_bounds, char_obs_size, compute_char_obs
 from mjxmimic.envs.registry import ConfigError, load_config, make_env, parse_overrides
 from mjxmimic.learning.ppo import PPOConfig
@@ -376,3 +377,24 @@ def test_dataset_motion_file_and_amp_agent(tmp_path, clip_files, k1):
     np.testing.assert_allclose(params.motion.weights, [0.75, 0.25])
     assert type(agent).__name__ == "AMPConfig" and agent.disc_optimizer.learning_rate == pytest.approx(1e-3)
     assert agent.disc_optimizer.weight_decay == pytest.approx(1e-4)  # the rest of the default kept
+
+
+# ------------------------------------------------------------------------ batching envs
+def test_cpu_env_chunk_stays_under_the_lapack_split():
+    for nv in (28, 34, 35, 41):  # K1, K1 + ball, G1, G1 + ball
+        c, cost = cpu_env_chunk(nv), nv ** 3 // 3
+        assert c * cost < LAPACK_SPLIT_FLOPS <= (c + 1) * cost
+    assert cpu_env_chunk(34) == 15 and cpu_env_chunk(500) == 1
+
+
+@pytest.mark.parametrize("n, chunk", [(5, 8), (12, 4), (13, 4), (7, 3)])
+def test_vmap_envs_chunks_equal_one_vmap(n, chunk):
+    def fn(p, s, a):
+        return {"x": jnp.sin(s["x"] * p) + a, "empty": jnp.zeros((0, 3)) + s["empty"].sum()}
+
+    s = {"x": jnp.arange(n * 2.0).reshape(n, 2), "empty": jnp.zeros((n, 0, 3))}
+    a = jnp.linspace(0.0, 1.0, n)[:, None]
+    want = jax.vmap(fn, in_axes=(None, 0, 0))(1.5, s, a)
+    got = jax.jit(vmap_envs(fn, chunk))(1.5, s, a)
+    assert got["empty"].shape == (n, 0, 3)
+    np.testing.assert_allclose(np.asarray(got["x"]), np.asarray(want["x"]), rtol=1e-6)

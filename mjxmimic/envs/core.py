@@ -51,3 +51,47 @@ class Env(Protocol):
 def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
     """Per-env ``where`` over two pytrees of the same structure (pred is a scalar)."""
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+# jaxlib's CPU LAPACK kernels (MJX factors the mass matrix and the Newton Hessian with a batched
+# Cholesky) split a batch whose work exceeds this many FLOPs over XLA's intra-op thread pool and
+# block the calling pool thread until the pieces finish. When every pool thread does that at once,
+# nothing is left to run the pieces and the program hangs at 0% CPU (seen: 64 K1 kick envs on a
+# 2-core CPU, jaxlib 0.10.2). Batches under the threshold run inline, so on the CPU envs are
+# stepped in chunks that stay under it; GPUs and TPUs take the whole batch in one vmap.
+LAPACK_SPLIT_FLOPS = 200_000
+
+
+def cpu_env_chunk(nv: int) -> int:
+    """Most envs per batched Cholesky that jaxlib runs inline (its cost model: nv³/3 per matrix)."""
+    return max(1, (LAPACK_SPLIT_FLOPS - 1) // max(nv ** 3 // 3, 1))
+
+
+def vmap_envs(fn, chunk: int | None = None):
+    """``fn(params, *xs)`` for one env -> the same over a leading env axis of every ``xs``.
+
+    ``chunk``: on the CPU backend, at most this many envs per vmapped call (a ``lax.map`` over
+    chunks, same results as one vmap); None or another backend: one vmap over all envs."""
+    tmap = jax.tree_util.tree_map
+
+    def batched(params, *xs):
+        vf = jax.vmap(fn, in_axes=(None,) + (0,) * len(xs))
+        n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+        if chunk is None or n <= chunk or jax.default_backend() != "cpu":
+            return vf(params, *xs)
+        # Equal chunks (one compiled body): pad with copies of the first envs, drop them after.
+        # Explicit shapes, not lax.map's batch_size: MJX data has zero-size fields, and a
+        # reshape that infers a dimension next to a 0 fails.
+        k = -(-n // chunk)
+        c = -(-n // k)
+        pad = k * c - n
+        head = tmap(lambda x: jnp.concatenate([x, x[:pad]]).reshape((k, c) + x.shape[1:]), xs)
+        out = jax.lax.map(lambda x: vf(params, *x), head)
+        return tmap(lambda y: y.reshape((k * c,) + y.shape[2:])[:n], out)
+    return batched
+
+
+def env_chunk(env) -> int | None:
+    """``cpu_env_chunk`` for an env with an MJX model (``env.model``); None for model-free envs."""
+    model = getattr(env, "model", None)
+    return None if model is None else cpu_env_chunk(int(model.nv))

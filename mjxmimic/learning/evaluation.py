@@ -11,10 +11,12 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from mjxmimic.envs.core import env_chunk, vmap_envs
+
 
 def evaluate_policy(env, env_params, policy_fn: Callable, key, num_envs: int, num_episodes: int,
                     max_steps: int) -> dict:
-    """Roll ``num_envs`` envs (``env.reset``/``env.step`` vmapped here) and summarise.
+    """Roll ``num_envs`` envs (``env.reset``/``env.step`` batched here) and summarise.
 
     Returns (scalars, as arrays):
       ``episodes``, ``episode_return``, ``episode_length`` (control steps), ``full_length``
@@ -26,8 +28,7 @@ def evaluate_policy(env, env_params, policy_fn: Callable, key, num_envs: int, nu
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     min_eps = max(1, math.ceil(num_episodes / num_envs))
-    v_reset = jax.vmap(env.reset, in_axes=(None, 0))
-    v_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+    v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
     state = v_reset(env_params, jax.random.split(key, num_envs))
     zf = jnp.zeros((), jnp.float32)
     c0 = dict(t=jnp.zeros((), jnp.int32), s=state, eps=jnp.zeros((num_envs,), jnp.int32),

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from mjxmimic.envs.core import EnvState
+from mjxmimic.envs.core import EnvState, env_chunk, vmap_envs
 from mjxmimic.learning import losses
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.evaluation import evaluate_policy
@@ -231,8 +231,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
     policy = make_policy_fn(actor, action_offset, action_scale, cfg.obs_clip)
     critic_batch, critic_steps = _num_minibatch_steps(num_samples, N, cfg.critic_batch_size, cfg.critic_epochs)
     actor_batch, actor_steps = _num_minibatch_steps(num_samples, N, cfg.actor_batch_size, cfg.actor_epochs)
-    v_reset = jax.vmap(env.reset, in_axes=(None, 0))
-    v_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+    v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
 
     def to_env_action(a):
         return action_offset + action_scale * a
