@@ -6,7 +6,8 @@
 
 A run directory holds the resolved config (config.yaml), run.yaml (seed, budget),
 TensorBoard scalars (tb/), metrics.jsonl (one line per iteration) and orbax
-checkpoints (checkpoints/), saved every --save-every iterations and at exit/Ctrl-C.
+checkpoints (checkpoints/), saved every --save-every iterations and at exit, Ctrl-C or SIGTERM
+(a cluster scheduler's stop).
 Each training iteration (rollout, returns, all PPO/AMP updates) is one jitted call;
 this loop only logs and checkpoints.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -160,6 +162,10 @@ def main(argv=None) -> int:
         if deadline is not None and time.perf_counter() > deadline:
             raise _TimeUp
 
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         ts = train(trainer, ts, iterations, ckpt, log_fn)
     except _TimeUp:

@@ -74,3 +74,30 @@ def test_k1_kick_cli_smoke(tmp_path):
     for k in ("end/success", "end/term_fail", "end/ball_target_dist"):
         assert k in m, k
     assert 0.0 <= m["end/success"] <= 1.0 and m["end/ball_target_dist"] >= 0.0
+
+
+def test_sigterm_saves_the_last_iteration(tmp_path):
+    """A scheduler's SIGTERM ends the run like Ctrl-C: the last completed iteration is checkpointed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d = tmp_path / "term"
+    p = subprocess.Popen([sys.executable, "-m", "mjxmimic.train", "--env", "k1_walk", *TINY, "--iterations", "100000",
+                          "--save-every", "100000", "--out", str(d)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    jsonl = d / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.5)
+    assert p.poll() is None, p.communicate()[0][-2000:]
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=120)[0]
+    assert p.returncode == 0, out[-2000:]
+    logged = len(jsonl.read_text().splitlines())
+    saved = max(int(x.name) for x in (d / "checkpoints").iterdir() if x.name.isdigit())
+    assert saved >= 3 and saved in (logged, logged + 1), (saved, logged)  # not the save-every schedule
