@@ -40,17 +40,43 @@ def _resolved_config(env_name: str, overrides: dict) -> dict:
     return apply_overrides(yaml.safe_load(Path(c["path"]).read_text()), overrides)
 
 
-def _make_trainer(env, params, agent_cfg):
+def _make_trainer(env, params, agent_cfg, mesh=None):
     from mjxmimic.learning import AMPConfig, make_amp_trainer, make_trainer
     if isinstance(agent_cfg, AMPConfig):
-        return make_amp_trainer(env, params, agent_cfg)
-    return make_trainer(env, params, agent_cfg)
+        return make_amp_trainer(env, params, agent_cfg, mesh=mesh)
+    return make_trainer(env, params, agent_cfg, mesh=mesh)
 
 
-def build(run_dir: Path):
-    """(env, params, agent_cfg, trainer) for the config saved in a run directory."""
+def _devices(arg: str) -> int:
+    """--devices: a count, or 0 for 'all'."""
+    import jax
+    if arg == "all":
+        return 0
+    if not arg.isdigit() or int(arg) < 1:
+        raise ConfigError(f"--devices: expected a number >= 1 or 'all', got {arg!r}")
+    if int(arg) > len(jax.local_devices()):
+        raise ConfigError(f"--devices {arg}: this machine has {len(jax.local_devices())} "
+                          f"{jax.default_backend()} device(s)")
+    return int(arg)
+
+
+def _check_split(num_envs: int, devices: int):
+    import jax
+    n = len(jax.local_devices()) if devices == 0 else devices
+    if num_envs % n:
+        raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {n} devices")
+
+
+def build(run_dir: Path, devices: int = 1):
+    """(env, params, agent_cfg, trainer) for the config saved in a run directory; the envs are
+    split over ``devices`` local devices (0: all of them)."""
     env, params, agent_cfg = make_env(run_dir / "config.yaml")
-    return env, params, agent_cfg, _make_trainer(env, params, agent_cfg)
+    mesh = None
+    if devices != 1:
+        from mjxmimic.learning.parallel import env_mesh
+        _check_split(agent_cfg.num_envs, devices)
+        mesh = env_mesh(None if devices == 0 else devices)
+    return env, params, agent_cfg, _make_trainer(env, params, agent_cfg, mesh)
 
 
 class _Logger:
@@ -107,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (checkpointed)")
     ap.add_argument("--save-every", type=int, default=50, help="checkpoint every N iterations")
     ap.add_argument("--resume", help="run directory to continue from its last checkpoint")
+    ap.add_argument("--devices", default="1", help="local GPUs/TPU cores to split the envs over: a number or "
+                    "'all' (default 1)")
     args = ap.parse_args(argv)
 
     import jax
@@ -114,6 +142,7 @@ def main(argv=None) -> int:
     from mjxmimic.learning import Checkpointer, init_or_restore, train
 
     try:
+        devices = _devices(args.devices)
         if args.resume:
             run_dir = Path(args.resume)
             if not (run_dir / "config.yaml").exists():
@@ -132,6 +161,7 @@ def main(argv=None) -> int:
             if args.num_envs is not None:
                 overrides["env.num_envs"] = str(args.num_envs)
             raw = _resolved_config(args.env, overrides)
+            _check_split(int(raw["env"]["num_envs"]), devices)  # before anything is written
             name = Path(args.env).stem
             runs = REPO_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"
             run_dir = Path(args.out) if args.out else runs / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -139,14 +169,15 @@ def main(argv=None) -> int:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             seed, iterations = args.seed, args.iterations
             (run_dir / "run.yaml").write_text(yaml.safe_dump({"env": args.env, "seed": seed, "iterations": iterations}))
-        env, params, agent_cfg, trainer = build(run_dir)
+        env, params, agent_cfg, trainer = build(run_dir, devices)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     steps_per_iter = agent_cfg.num_envs * agent_cfg.steps_per_iter
-    print(f"run dir {run_dir}\n{jax.devices()[0].platform}: {agent_cfg.num_envs} envs x {agent_cfg.steps_per_iter} "
-          f"steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
+    n_dev = len(jax.local_devices()) if devices == 0 else devices
+    print(f"run dir {run_dir}\n{jax.devices()[0].platform} x {n_dev}: {agent_cfg.num_envs} envs x "
+          f"{agent_cfg.steps_per_iter} steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
     ckpt = Checkpointer(str(run_dir.resolve() / "checkpoints"), save_every=args.save_every)
     t0 = time.perf_counter()
     ts = init_or_restore(trainer, jax.random.PRNGKey(seed), ckpt)

@@ -49,7 +49,11 @@ def test_config_errors_are_clear(tmp_path, capsys):
     assert "k1_wlak" in capsys.readouterr().err
     assert train.main(["--env", "k1_walk", "--set", "env.no_such_key=1", "--out", str(tmp_path / "y")]) == 2
     assert "no_such_key" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert train.main(["--env", "k1_walk", "--devices", "64", "--out", str(tmp_path / "z")]) == 2
+    assert "this machine has" in capsys.readouterr().err
+    assert train.main(["--env", "k1_walk", "--devices", "two", "--out", str(tmp_path / "w")]) == 2
+    assert "--devices" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in "xyzw")
     assert play.main([str(tmp_path / "missing")]) == 2
 
 

@@ -195,12 +195,12 @@ class AMPExtension:
         return ext.replace(disc_params=params, disc_opt_state=opt_state, disc_norm=disc_norm), info
 
 
-def make_amp_trainer(env, env_params, cfg: AMPConfig, donate: bool = False) -> Trainer:
+def make_amp_trainer(env, env_params, cfg: AMPConfig, donate: bool = False, mesh=None) -> Trainer:
     """PPO trainer with the AMP extension; ``train_state.ext`` is an ``AMPState``."""
     missing = [a for a in ("disc_obs_size", "demo_disc_obs") if not hasattr(env, a)]
     if missing:
         raise TypeError(f"AMP needs env attributes {missing} (and state.info['disc_obs'])")
-    return make_trainer(env, env_params, cfg, extension=AMPExtension(env, cfg), donate=donate)
+    return make_trainer(env, env_params, cfg, extension=AMPExtension(env, cfg), donate=donate, mesh=mesh)
 
 
 def disc_logits(train_state, disc_obs, cfg: AMPConfig):

@@ -109,7 +109,7 @@ def restore_train_state(directory: str, template, step: Optional[int] = None):
 def init_or_restore(trainer, key, checkpointer: Optional[Checkpointer] = None):
     """Latest checkpoint if ``checkpointer`` has one, else ``trainer.init(key)``."""
     if checkpointer is not None and checkpointer.latest_step() is not None:
-        return checkpointer.restore(trainer.abstract_state())
+        return trainer.place(checkpointer.restore(trainer.abstract_state()))
     return trainer.init(key)
 
 

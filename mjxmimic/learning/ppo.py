@@ -25,6 +25,7 @@ from flax import struct
 from mjxmimic.envs.core import EnvState, env_chunk, vmap_envs
 from mjxmimic.learning import losses
 from mjxmimic.learning import normalizer as normlib
+from mjxmimic.learning import parallel
 from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning.networks import Critic, GaussianActor, gaussian_entropy, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
@@ -185,6 +186,8 @@ class Trainer:
     policy: Callable[..., jax.Array]
     evaluate: Callable[..., dict]
     abstract_state: Callable[[], TrainState]
+    # Puts a state (e.g. one restored from a checkpoint) where ``iteration`` expects it.
+    place: Callable[[TrainState], TrainState] = lambda ts: ts
 
 
 def policy_params(train_state: TrainState) -> PolicyParams:
@@ -214,11 +217,12 @@ def make_policy_fn(actor: GaussianActor, action_offset, action_scale, obs_clip: 
 
 
 def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension] = None,
-                 donate: bool = False) -> Trainer:
+                 donate: bool = False, mesh=None) -> Trainer:
     """Build the PPO (or, with ``extension``, AMP) trainer for ``env``.
 
     ``donate=True`` donates the input TrainState's buffers to ``iteration`` (saves
-    device memory; the old state must then not be reused).
+    device memory; the old state must then not be reused). ``mesh`` (see
+    :func:`mjxmimic.learning.parallel.env_mesh`): split the envs over its devices.
     """
     N, T = cfg.num_envs, cfg.steps_per_iter
     num_samples = N * T
@@ -369,8 +373,24 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         return evaluate_policy(env, env_params, lambda obs: policy(pp, obs, deterministic=True), key, N,
                                num_episodes, max_steps)
 
-    init_jit = jax.jit(_init)
-    iteration_jit = jax.jit(_iteration, donate_argnums=(0,) if donate else ())
+    donate_args = (0,) if donate else ()
+    if mesh is None:
+        init_jit = jax.jit(_init)
+        iteration_jit = jax.jit(_iteration, donate_argnums=donate_args)
+        abstract_state = lambda: jax.eval_shape(_init, jax.random.PRNGKey(0), env_params)  # noqa: E731
+        place = lambda ts: ts  # noqa: E731
+    else:
+        abstract = jax.eval_shape(_init, jax.random.PRNGKey(0), env_params)
+        state_sh = parallel.train_state_shardings(abstract, mesh, N)
+        rep = parallel.replicated(mesh)
+        env_params = jax.device_put(env_params, rep)
+        init_jit = jax.jit(_init, out_shardings=state_sh)
+        iteration_jit = jax.jit(_iteration, in_shardings=(state_sh, rep), out_shardings=(state_sh, rep),
+                                donate_argnums=donate_args)
+        sharded = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                                         abstract, state_sh)
+        abstract_state = lambda: sharded  # noqa: E731
+        place = lambda ts: jax.device_put(ts, state_sh)  # noqa: E731
     evaluate_jit = jax.jit(_evaluate, static_argnums=(3, 4))
 
     return Trainer(
@@ -380,5 +400,6 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         policy=policy,
         evaluate=lambda ts, key, num_episodes=32, max_steps=10_000: evaluate_jit(
             ts, env_params, key, num_episodes, max_steps),
-        abstract_state=lambda: jax.eval_shape(_init, jax.random.PRNGKey(0), env_params),
+        abstract_state=abstract_state,
+        place=place,
     )

@@ -1,0 +1,44 @@
+"""Data parallelism over several devices (GPUs, TPU cores): the envs are split across a 1-D mesh,
+everything else (networks, optimiser and normaliser states, AMP replay buffer) is replicated.
+
+The training iteration stays one jitted function; XLA's partitioner (GSPMD) runs each device's
+envs locally and inserts the collectives the updates need (the minibatch gathers and the
+gradient and normaliser reductions), so the maths is that of one device with all the envs.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+ENV_AXIS = "envs"
+
+
+def env_mesh(num_devices: Optional[int] = None) -> Mesh:
+    """A 1-D mesh over the first ``num_devices`` local devices (all of them if None)."""
+    devices = jax.local_devices()
+    n = len(devices) if num_devices is None else num_devices
+    if not 1 <= n <= len(devices):
+        raise ValueError(f"asked for {n} devices; this machine has {len(devices)} ({devices[0].platform})")
+    return Mesh(np.array(devices[:n]), (ENV_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def train_state_shardings(abstract_state, mesh: Mesh, num_envs: int):
+    """Shardings for a ``TrainState``: its per-env fields (``env_state``, ``ep_return``,
+    ``ep_length``) split along their leading env axis, the rest replicated."""
+    if num_envs % mesh.size:
+        raise ValueError(f"{num_envs} envs do not split evenly over {mesh.size} devices")
+    rep, split = replicated(mesh), NamedSharding(mesh, PartitionSpec(ENV_AXIS))
+
+    def per_env(x):
+        return split if x.ndim >= 1 and x.shape[0] == num_envs else rep
+
+    every = jax.tree_util.tree_map(lambda _: rep, abstract_state)
+    return every.replace(env_state=jax.tree_util.tree_map(per_env, abstract_state.env_state),
+                         ep_return=split, ep_length=split)
