@@ -196,7 +196,10 @@ def main(argv=None) -> int:
     def on_term(signum, frame):
         raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
 
-    signal.signal(signal.SIGTERM, on_term)
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
+        previous = None
     try:
         ts = train(trainer, ts, iterations, ckpt, log_fn)
     except _TimeUp:
@@ -204,6 +207,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; last completed iteration checkpointed", flush=True)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         log.close()
         ckpt.wait()
         last = ckpt.latest_step()
