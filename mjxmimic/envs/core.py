@@ -53,6 +53,13 @@ def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+
+def raw_key(key: jax.Array) -> jax.Array:
+    """A raw uint32 PRNG key from either a raw or a typed (``jax.random.key``) key."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
 # jaxlib's CPU LAPACK kernels (MJX factors the mass matrix and the Newton Hessian with a batched
 # Cholesky) split a batch whose work exceeds this many FLOPs over XLA's intra-op thread pool and
 # block the calling pool thread until the pieces finish. When every pool thread does that at once,

@@ -11,7 +11,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from mjxmimic.envs.core import env_chunk, vmap_envs
+from mjxmimic.envs.core import env_chunk, raw_key, vmap_envs
 
 
 def evaluate_policy(env, env_params, policy_fn: Callable, key, num_envs: int, num_episodes: int,
@@ -25,8 +25,7 @@ def evaluate_policy(env, env_params, policy_fn: Callable, key, num_envs: int, nu
       ``end/<k>`` (env metrics at the last step of each finished episode, averaged), ``steps``.
     Each env counts only its first ``ceil(num_episodes / num_envs)`` episodes, so envs that keep
     finishing short episodes do not under-represent long ones."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
+    key = raw_key(key)
     min_eps = max(1, math.ceil(num_episodes / num_envs))
     v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
     state = v_reset(env_params, jax.random.split(key, num_envs))

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from mjxmimic.envs.core import EnvState, env_chunk, vmap_envs
+from mjxmimic.envs.core import EnvState, env_chunk, raw_key, vmap_envs
 from mjxmimic.learning import losses
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning import parallel
@@ -153,12 +153,6 @@ def _num_minibatch_steps(num_samples: int, num_envs: int, batch_mult: float, epo
     return batch, int(math.ceil(num_samples / batch)) * epochs
 
 
-def _as_raw_key(key):
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    return key
-
-
 def _resolve_action_map(env, cfg: PPOConfig):
     low, high = cfg.action_low, cfg.action_high
     if low is None and high is None:
@@ -241,7 +235,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         return action_offset + action_scale * a
 
     def _init(key, env_params):
-        key = _as_raw_key(key)
+        key = raw_key(key)
         key, k_actor, k_critic, k_env, k_ext = jax.random.split(key, 5)
         dummy_obs = jnp.zeros((1, env.obs_size), jnp.float32)
         actor_params = actor.init(k_actor, dummy_obs)
