@@ -56,8 +56,7 @@ def replay(robot, clip, start: float, seconds: float, ground_contact_height: flo
     d.qvel[3:6] = np.asarray(rmath.quat_rotate_inv(q[f, 3:7], w_world[f]))
     d.qvel[robot.qvel_idx] = jv[f]
     mujoco.mj_forward(m, d)
-    allowed = set(robot.contact_body_ids.tolist())
-    fall_geoms = np.array([g for g in robot.collision_geom_ids if m.geom_bodyid[g] not in allowed])
+    fall_geoms = robot.fall_geom_ids()
     substeps = int(round(CONTROL_DT / m.opt.timestep))
     errs, steps = [], 0
     while steps < round(seconds / CONTROL_DT):

@@ -222,9 +222,7 @@ class CharEnv:
                              else np.array([robot.body_id(n) for n in cfg.key_bodies], np.int32))
         self.contact_body_ids = (robot.contact_body_ids if cfg.contact_bodies is None
                                  else np.array([robot.body_id(n) for n in cfg.contact_bodies], np.int32))
-        allowed = set(self.contact_body_ids.tolist())
-        self.fall_geom_ids = np.array([g for g in robot.collision_geom_ids if m.geom_bodyid[g] not in allowed],
-                                      np.int32)
+        self.fall_geom_ids = robot.fall_geom_ids(self.contact_body_ids)
         self._geom_type = self.model.geom_type.copy()
         self._geom_size = self.model.geom_size.astype(np.float32)
         if cfg.init_pose is not None:

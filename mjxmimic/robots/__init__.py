@@ -77,6 +77,12 @@ class Robot:
         mujoco.mj_kinematics(self.model, d)
         return d
 
+    def fall_geom_ids(self, contact_body_ids=None) -> np.ndarray:
+        """Collision geoms whose touching the ground counts as a fall: all but those of the
+        bodies allowed to touch it (``contact_body_ids``, default the robot's)."""
+        allowed = set((self.contact_body_ids if contact_body_ids is None else contact_body_ids).tolist())
+        return np.array([g for g in self.collision_geom_ids if self.model.geom_bodyid[g] not in allowed], np.int32)
+
     def lowest_point(self, qpos: np.ndarray, geom_ids=None) -> float:
         d = self.kinematics(qpos)
         g = self.collision_geom_ids if geom_ids is None else np.asarray(geom_ids)
