@@ -21,6 +21,13 @@ class MotionError(ValueError):
     """A motion file or clip is malformed or does not fit the robot."""
 
 
+def check_finite_frames(a: np.ndarray, where: str):
+    """MotionError naming the first frames (rows of the [T, D] array ``a``) that hold a NaN or inf."""
+    bad = ~np.isfinite(a).all(axis=1)
+    if bad.any():
+        raise MotionError(f"{where}: NaN/inf at frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Clip:
     fps: float
@@ -52,9 +59,7 @@ class Clip:
         if len(set(self.joint_names)) != len(self.joint_names):
             raise MotionError(f"{w}: duplicate joint names")
         for k in ("root_pos", "root_rot", "joint_pos"):
-            bad = ~np.isfinite(getattr(self, k)).all(axis=-1)
-            if bad.any():
-                raise MotionError(f"{w}: {k} has NaN/inf at frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+            check_finite_frames(getattr(self, k), f"{w}: {k}")
         n = np.linalg.norm(self.root_rot, axis=-1)
         if np.any(n < 1e-6):
             raise MotionError(f"{w}: root_rot has zero-norm quaternions")

@@ -32,7 +32,7 @@ import mujoco
 import numpy as np
 
 from mjxmimic import math as rmath
-from mjxmimic.motions.clip import Clip, MotionError
+from mjxmimic.motions.clip import Clip, MotionError, check_finite_frames
 
 __all__ = [
     "BOOSTER_K1_JOINTS", "FORMATS", "load_clip", "save_clip", "detect_format", "map_joints",
@@ -189,9 +189,7 @@ def read_mimickit_pkl(path, joint_names: Sequence[str] | None) -> Clip:
     if frames.shape[1] < 6:
         raise MotionError(f"{path}: frames have {frames.shape[1]} values; need root pos (3) + exp map (3) + joints")
     names = _names_for(frames.shape[1] - 6, joint_names, path, "MimicKit")
-    bad = ~np.isfinite(frames).all(axis=1)
-    if bad.any():
-        raise MotionError(f"{path}: NaN/inf in frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+    check_finite_frames(frames, str(path))
     rot = np.asarray(rmath.exp_map_to_quat(frames[:, 3:6]), dtype=np.float64)
     return _make_clip(path, fps=fps, loop="wrap" if lm == 1 else "clamp", root_pos=frames[:, :3],
                       root_rot=rot, joint_pos=frames[:, 6:], joint_names=names)
@@ -244,9 +242,7 @@ def read_gmr_pkl(path, joint_names: Sequence[str] | None, loop: str = "clamp") -
                               f"{'B' if links is None else len(links)}, 3]")
     names = _names_for(dof.shape[1], joint_names, path, "GMR")
     for k, a in (("root_pos", pos), ("root_rot", rot), ("dof_pos", dof)):
-        bad = ~np.isfinite(a).all(axis=1)
-        if bad.any():
-            raise MotionError(f"{path}: NaN/inf in {k} at frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+        check_finite_frames(a, f"{path}: {k}")
     return _make_clip(path, fps=fps, loop=loop, root_pos=pos,
                       root_rot=np.asarray(rmath.quat_xyzw_to_wxyz(rot), np.float64), joint_pos=dof, joint_names=names)
 
@@ -301,9 +297,7 @@ def read_booster_csv(path, fps: float | None, joint_names: Sequence[str] | None 
     if a.shape[1] < 7:
         raise MotionError(f"{path}: rows have {a.shape[1]} values; need x y z qx qy qz qw + joints")
     names = _names_for(a.shape[1] - 7, joint_names, path, "Booster CSV")
-    bad = ~np.isfinite(a).all(axis=1)
-    if bad.any():
-        raise MotionError(f"{path}: NaN/inf in frame(s) {np.flatnonzero(bad)[:10].tolist()}")
+    check_finite_frames(a, str(path))
     return _make_clip(path, fps=fps, loop=loop, root_pos=a[:, :3],
                       root_rot=np.asarray(rmath.quat_xyzw_to_wxyz(a[:, 3:7]), np.float64),
                       joint_pos=a[:, 7:], joint_names=names)
