@@ -48,34 +48,32 @@ def _make_trainer(env, params, agent_cfg, mesh=None):
 
 
 def _devices(arg: str) -> int:
-    """--devices: a count, or 0 for 'all'."""
+    """--devices: a count of local devices ('all': every one)."""
     import jax
+    have = len(jax.local_devices())
     if arg == "all":
-        return 0
+        return have
     if not arg.isdigit() or int(arg) < 1:
         raise ConfigError(f"--devices: expected a number >= 1 or 'all', got {arg!r}")
-    if int(arg) > len(jax.local_devices()):
-        raise ConfigError(f"--devices {arg}: this machine has {len(jax.local_devices())} "
-                          f"{jax.default_backend()} device(s)")
+    if int(arg) > have:
+        raise ConfigError(f"--devices {arg}: this machine has {have} {jax.default_backend()} device(s)")
     return int(arg)
 
 
 def _check_split(num_envs: int, devices: int):
-    import jax
-    n = len(jax.local_devices()) if devices == 0 else devices
-    if num_envs % n:
-        raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {n} devices")
+    if num_envs % devices:
+        raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {devices} devices")
 
 
 def build(run_dir: Path, devices: int = 1):
     """(env, params, agent_cfg, trainer) for the config saved in a run directory; the envs are
-    split over ``devices`` local devices (0: all of them)."""
+    split over ``devices`` local devices."""
     env, params, agent_cfg = make_env(run_dir / "config.yaml")
     mesh = None
     if devices != 1:
         from mjxmimic.learning.parallel import env_mesh
         _check_split(agent_cfg.num_envs, devices)
-        mesh = env_mesh(None if devices == 0 else devices)
+        mesh = env_mesh(devices)
     return env, params, agent_cfg, _make_trainer(env, params, agent_cfg, mesh)
 
 
@@ -175,8 +173,7 @@ def main(argv=None) -> int:
         return 2
 
     steps_per_iter = agent_cfg.num_envs * agent_cfg.steps_per_iter
-    n_dev = len(jax.local_devices()) if devices == 0 else devices
-    print(f"run dir {run_dir}\n{jax.devices()[0].platform} x {n_dev}: {agent_cfg.num_envs} envs x "
+    print(f"run dir {run_dir}\n{jax.devices()[0].platform} x {devices}: {agent_cfg.num_envs} envs x "
           f"{agent_cfg.steps_per_iter} steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
     ckpt = Checkpointer(str(run_dir.resolve() / "checkpoints"), save_every=args.save_every)
     t0 = time.perf_counter()
