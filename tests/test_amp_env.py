@@ -15,14 +15,8 @@ from mjxmimic.envs.tasks import (SteeringConfig, SteeringEnv, location_obs, loca
                                  steering_reward)
 from mjxmimic.motions.lib import build_motion_lib, sample
 from mjxmimic.motions.synthetic import synthetic_clip
-from mjxmimic.robots import load_robot
 
 N_STEPS = 10
-
-
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from mjxmimic.envs.deepmimic import (REWARD_TERMS, TRACKING_METRICS, DeepMimicCo
                                      compute_phase_obs, compute_pose_fail, compute_reward, compute_tar_obs)
 from mjxmimic.motions.io import load_clip
 from mjxmimic.motions.lib import build_motion_lib, sample
-from mjxmimic.robots import load_robot
 
 from clips import synth_clip
 
@@ -27,11 +26,6 @@ REAL_WALK = Path(__file__).resolve().parents[2] / "shared" / "motions" / "mimick
 def commit(tree):
     """jit caches committed and uncommitted inputs separately: commit hand-edited states."""
     return jax.device_put(tree, jax.devices()[0])
-
-
-@pytest.fixture(scope="module")
-def g1():
-    return load_robot("g1")
 
 
 @pytest.fixture(scope="module")

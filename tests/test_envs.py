@@ -35,11 +35,6 @@ def lying_qpos(robot, height):
 
 
 @pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
-
-
-@pytest.fixture(scope="module")
 def env(k1):
     return CharEnv(CharConfig(robot="k1", episode_length=2.0), robot=k1)
 

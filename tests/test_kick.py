@@ -14,14 +14,8 @@ from mjxmimic.envs.kick import KickConfig, KickEnv, kick_episode_stats, kick_obs
 from mjxmimic.envs.scene import BallConfig, build_ball_scene
 from mjxmimic.motions.lib import build_motion_lib
 from mjxmimic.motions.synthetic import synthetic_clip
-from mjxmimic.robots import load_robot
 
 R = 0.07
-
-
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,9 @@ from mjxmimic.motions import clean
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.io import load_clip, save_clip
 from mjxmimic.motions.synthetic import synthetic_clip
-from mjxmimic.robots import load_robot
 
 T, FPS = 61, 30.0
 PEN, SKATE = 0.03, 0.05
-
-
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
 
 
 def _planted(k1) -> Clip:

@@ -13,21 +13,10 @@ from mjxmimic.motions.clip import Clip, MotionError
 from mjxmimic.motions.io import (BOOSTER_K1_JOINTS, detect_format, load_clip, load_dataset, map_joints,
                                  mjcf_joint_order, save_clip)
 from mjxmimic.motions.synthetic import synthetic_clip
-from mjxmimic.robots import load_robot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MK_G1 = SHARED / "motions" / "mimickit_g1"
 needs_mk = pytest.mark.skipif(not MK_G1.exists(), reason=f"{MK_G1} not present (../shared beside the repo)")
-
-
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
-
-
-@pytest.fixture(scope="module")
-def g1():
-    return load_robot("g1")
 
 
 @pytest.fixture(scope="module")

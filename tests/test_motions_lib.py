@@ -14,7 +14,6 @@ from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.lib import (build_motion_lib, load_motion_lib, motion_phase, sample, sample_mjx,
                                   sample_motions, sample_times)
 from mjxmimic.motions.synthetic import synthetic_clip
-from mjxmimic.robots import load_robot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MK_G1 = SHARED / "motions" / "mimickit_g1"
@@ -50,16 +49,6 @@ def _quat_close(a, b, atol):
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = np.minimum(np.abs(a - b).max(-1), np.abs(a + b).max(-1))
     assert d.max() < atol, d.max()
-
-
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
-
-
-@pytest.fixture(scope="module")
-def g1():
-    return load_robot("g1")
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,6 @@ CLIPS = ["stand", "walk", "walk_fast", "turn_left", "turn_right", "side_step_lef
 ROBOTS = ["k1", "g1"]
 
 
-@pytest.fixture(scope="module")
-def k1():
-    return load_robot("k1")
-
-
 # ---------------------------------------------------------------------------------------
 # kinematics and IK
 # ---------------------------------------------------------------------------------------
