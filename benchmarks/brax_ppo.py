@@ -24,7 +24,7 @@ control step of one env = ``num_substeps`` physics steps):
 Adapter. ``MimicBraxEnv`` is a ``brax.envs.base.Env`` over ONE env (``env``, ``params`` closed
 over); ``State.pipeline_state`` is our ``EnvState``. Brax actions (tanh-normal, in [-1, 1])
 go through the same affine map onto ``[env.action_low, env.action_high]`` as our learner
-(``ppo._resolve_action_map``). Our env auto-resets inside ``step``, so no
+(``ppo.resolve_action_map``). Our env auto-resets inside ``step``, so no
 ``EpisodeWrapper``/``AutoResetWrapper``: we pass ``wrap_env=False`` and apply
 ``VmapWrapper`` ourselves (brax 0.14.2 then calls ``env.reset(keys[num_envs])`` under
 ``pmap`` over one device and ``env.step`` on the batch). ``info`` carries what brax's
@@ -213,11 +213,11 @@ def bench_brax(env, params, cfg, seconds, seed, est_iter_s, epochs=4):
     from brax.training.agents.ppo import networks as ppo_networks
     from brax.training.agents.ppo import train as ppo
 
-    from mjxmimic.learning.ppo import _resolve_action_map
+    from mjxmimic.learning.ppo import resolve_action_map
 
     _install_replicated_shim()
     N, T = cfg.num_envs, cfg.steps_per_iter
-    offset, scale = _resolve_action_map(env, cfg)
+    offset, scale = resolve_action_map(env, cfg)
     benv = VmapWrapper(make_brax_env(env, params, offset, scale))
     batch_size, nmb = brax_sizes(N, T, cfg.actor_batch_size)
     # `epochs` timed epochs after one compile epoch, together ~seconds of training.
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
     import jax
 
     from mjxmimic.envs.registry import make_env, parse_overrides
-    from mjxmimic.learning.ppo import PPOConfig, _resolve_action_map
+    from mjxmimic.learning.ppo import PPOConfig, resolve_action_map
 
     overrides = parse_overrides(args.set)
     if args.num_envs is not None:
@@ -296,7 +296,7 @@ def main(argv=None) -> int:
     res = {}
     t_all = time.perf_counter()
     if "bare" in parts:
-        off, sc = _resolve_action_map(env, cfg)
+        off, sc = resolve_action_map(env, cfg)
         res["bare"] = bench_bare(env, params, N, T, off, sc, 0.75 * args.seconds, args.seed)
         print(f"bare env.step: {res['bare']['sps']:,.0f} env steps/s (compile {res['bare']['compile_s']:.1f}s)",
               flush=True)

@@ -97,8 +97,8 @@ def test_reward_mix_uses_task_and_style_weights():
     disc_obs = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 2))
     task = jnp.arange(6, dtype=jnp.float32).reshape(3, 2)
     z = jnp.zeros((3, 2))
-    traj = Transition(obs=z, action=z, logp=z, reward=task, done=z, truncated=z, terminal_obs=z,
-                      env_metrics={}, extra=disc_obs)
+    traj = Transition(obs=z, action=z, logp=z, mean=z, log_std=z, reward=task, done=z, truncated=z,
+                      terminal_obs=z, env_metrics={}, extra=disc_obs, curriculum=())
     new_state, rewards, demo, _ = ext.prepare(state, traj, env.default_params(), jax.random.PRNGKey(2))
     logits = ext.disc.apply(state.disc_params, normlib.normalize(state.disc_norm, disc_obs.reshape(6, 2)))
     expect = 0.5 * task + 2.0 * style_reward(logits, 2.0).reshape(3, 2)

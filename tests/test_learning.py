@@ -15,7 +15,7 @@ from mjxmimic.learning.checkpoint import CheckpointError, Checkpointer, init_or_
 from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning.networks import GaussianActor, gaussian_log_prob
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
-from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, TrainState, _resolve_action_map, make_policy_fn, make_trainer,
+from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, TrainState, resolve_action_map, make_policy_fn, make_trainer,
                                   minibatch_indices)
 
 try:
@@ -109,7 +109,7 @@ def test_action_bound_penalty_and_action_map():
     np.testing.assert_allclose(losses.action_bound_loss(mean, low=jnp.array([0.0, -2.0, 0.0]),
                                                         high=jnp.array([1.0, 1.0, 1.5])), [0.25, 1.0])
     env = PointReachEnv()
-    offset, scale = _resolve_action_map(env, PPOConfig(action_low=(-2.0, 0.0), action_high=(2.0, 1.0)))
+    offset, scale = resolve_action_map(env, PPOConfig(action_low=(-2.0, 0.0), action_high=(2.0, 1.0)))
     np.testing.assert_allclose(offset, [0.0, 0.5])
     np.testing.assert_allclose(scale, [2.0, 0.5])
     actor = GaussianActor(2, hidden=(8,), init_std=0.3)

@@ -109,3 +109,43 @@ class AMPPointEnv:
 
     def demo_disc_obs(self, params, key, n):
         return jnp.asarray(self.demo_center) + self.demo_std * jax.random.normal(key, (n, self.disc_obs_size))
+
+
+@dataclass(frozen=True)
+class PrivilegedReachEnv(PointReachEnv):
+    """PointReach with an asymmetric critic and an env-wide curriculum, for the learner's hooks.
+
+    obs = [target - pos (the actor's 2) | pos, target (privileged 4)]; ``actor_obs_size`` 2.
+    Curriculum: ``cstate["episodes"]`` counts every finished episode of all envs; ``apply``
+    hands the count to the envs, which report it as the metric ``seen``.
+    """
+
+    obs_size: int = 6
+    actor_obs_size: int = 2
+
+    def default_params(self):
+        return {"speed": jnp.float32(0.1), "seen": jnp.float32(0.0)}
+
+    def _obs(self, pos, target):
+        return jnp.concatenate([target - pos, pos, target])
+
+    def step(self, params, state, action):
+        s = super().step(params, state, action)
+        return s.replace(metrics={**s.metrics, "seen": params["seen"]})
+
+    def reset(self, params, key):
+        s = super().reset(params, key)
+        return s.replace(metrics={**s.metrics, "seen": params["seen"]})
+
+    def curriculum_init(self, params):
+        return {"episodes": jnp.zeros((), jnp.float32)}
+
+    def curriculum_collect(self, state):
+        return state.done.astype(jnp.float32)
+
+    def curriculum_update(self, cstate, done):
+        n = cstate["episodes"] + jnp.sum(done)
+        return {"episodes": n}, {"episodes": n}
+
+    def curriculum_apply(self, params, cstate):
+        return {**params, "seen": cstate["episodes"]}

@@ -25,7 +25,8 @@ from flax import struct
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.networks import Discriminator, disc_logit_weights
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
-from mjxmimic.learning.ppo import PPOConfig, Trainer, Transition, make_trainer, minibatch_indices, sgd_scan, _num_minibatch_steps
+from mjxmimic.learning.ppo import (PPOConfig, Trainer, Transition, make_trainer, minibatch_indices, num_minibatch_steps,
+                                   sgd_scan)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class AMPExtension:
         cfg = self.cfg
         T, N = traj.reward.shape
         agent = traj.extra.reshape(T * N, -1)
-        batch, steps = _num_minibatch_steps(T * N, N, cfg.disc_batch_size, cfg.disc_epochs)
+        batch, steps = num_minibatch_steps(T * N, N, cfg.disc_batch_size, cfg.disc_epochs)
         k_idx, k_rep = jax.random.split(key)
         idx = minibatch_indices(k_idx, T * N, batch, steps)
         rep_idx = replay_sample(ext.replay, k_rep, (steps, batch))

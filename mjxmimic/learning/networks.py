@@ -28,15 +28,27 @@ def symmetric_uniform(scale: float):
     return init
 
 
+ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu, "tanh": jnp.tanh}
+
+
+def check_activation(name: str) -> str:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; use one of {sorted(ACTIVATIONS)}")
+    return name
+
+
 class MLP(nn.Module):
-    """Hidden ReLU layers only (no output head); ``hidden=()`` is the identity."""
+    """Hidden layers only (no output head); ``hidden=()`` is the identity. ReLU is MimicKit's,
+    ELU BeyondMimic's (rsl_rl)."""
 
     hidden: Sequence[int]
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
         for size in self.hidden:
-            x = nn.relu(nn.Dense(size, kernel_init=torch_linear_init, bias_init=nn.initializers.zeros)(x))
+            x = act(nn.Dense(size, kernel_init=torch_linear_init, bias_init=nn.initializers.zeros)(x))
         return x
 
 
@@ -53,10 +65,11 @@ class GaussianActor(nn.Module):
     init_output_scale: float = 0.01
     init_std: float = 0.05
     learn_std: bool = False
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, obs):
-        h = MLP(self.hidden)(obs)
+        h = MLP(self.hidden, self.activation)(obs)
         # Small output init: the initial policy is ~zero-mean, so early actions stay in bounds.
         mean = nn.Dense(self.action_size, kernel_init=symmetric_uniform(self.init_output_scale),
                         bias_init=nn.initializers.zeros, name="mean")(h)
@@ -70,10 +83,11 @@ class GaussianActor(nn.Module):
 
 class Critic(nn.Module):
     hidden: Sequence[int] = (1024, 512)
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, obs):
-        h = MLP(self.hidden)(obs)
+        h = MLP(self.hidden, self.activation)(obs)
         v = nn.Dense(1, kernel_init=torch_linear_init, bias_init=nn.initializers.zeros, name="value")(h)
         return v[..., 0]
 
@@ -101,6 +115,12 @@ def gaussian_log_prob(x, mean, log_std):
     """Sum over the last axis of the diagonal Gaussian log-density."""
     z = (x - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+
+
+def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q):
+    """KL(p || q) of diagonal Gaussians, summed over the last axis (rsl_rl's adaptive-lr KL)."""
+    var_p, var_q = jnp.exp(2.0 * log_std_p), jnp.exp(2.0 * log_std_q)
+    return jnp.sum(log_std_q - log_std_p + (var_p + jnp.square(mean_p - mean_q)) / (2.0 * var_q) - 0.5, axis=-1)
 
 
 def gaussian_entropy(log_std):

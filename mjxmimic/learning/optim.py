@@ -7,8 +7,10 @@ is applied to the raw gradient first, as ``clip_grad_norm_`` runs before ``step(
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import optax
 
 
@@ -24,7 +26,13 @@ class OptimizerConfig:
     adam_eps: float = 1e-8
 
 
-def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
+def make_optimizer(cfg: OptimizerConfig, adjustable_lr: bool = False) -> optax.GradientTransformation:
+    """``adjustable_lr``: the learning rate lives in the optimiser state (optax
+    ``inject_hyperparams``), so :func:`set_learning_rate` can change it inside a jitted loop."""
+    if adjustable_lr:
+        return optax.inject_hyperparams(
+            lambda learning_rate: make_optimizer(dataclasses.replace(cfg, learning_rate=learning_rate)))(
+            learning_rate=cfg.learning_rate)
     parts = []
     if cfg.grad_clip > 0:
         parts.append(optax.clip_by_global_norm(cfg.grad_clip))
@@ -40,3 +48,15 @@ def make_optimizer(cfg: OptimizerConfig) -> optax.GradientTransformation:
     else:
         raise ValueError(f"unknown optimizer type {cfg.type!r}; use 'sgd' or 'adam'")
     return optax.chain(*parts)
+
+
+def learning_rate(opt_state):
+    """The current learning rate of an optimiser made with ``adjustable_lr=True``."""
+    return opt_state.hyperparams["learning_rate"]
+
+
+def set_learning_rate(opt_state, lr):
+    """A copy of an ``adjustable_lr`` optimiser state with a new learning rate."""
+    hp = dict(opt_state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(lr, jnp.asarray(hp["learning_rate"]).dtype)
+    return opt_state._replace(hyperparams=hp)

@@ -27,13 +27,15 @@ from mjxmimic.learning import losses
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning import parallel
 from mjxmimic.learning.evaluation import evaluate_policy
-from mjxmimic.learning.networks import Critic, GaussianActor, gaussian_entropy, gaussian_log_prob
-from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
+from mjxmimic.learning.networks import (Critic, GaussianActor, check_activation, gaussian_entropy, gaussian_kl,
+                                       gaussian_log_prob)
+from mjxmimic.learning.optim import OptimizerConfig, learning_rate, make_optimizer, set_learning_rate
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Defaults are MimicKit's ``deepmimic_*_ppo_agent.yaml``."""
+    """Defaults are MimicKit's ``deepmimic_*_ppo_agent.yaml``; the tracking configs switch on
+    BeyondMimic's (rsl_rl) options: ELU, learnable std, entropy, adaptive-KL lr, value clipping."""
 
     num_envs: int = 4096
     steps_per_iter: int = 32
@@ -55,13 +57,32 @@ class PPOConfig:
     action_high: Optional[Sequence[float]] = None
     actor_hidden: Sequence[int] = (1024, 512)
     critic_hidden: Sequence[int] = (1024, 512)
+    activation: str = "relu"  # hidden layers of actor and critic: relu (MimicKit) or elu (rsl_rl)
     actor_init_output_scale: float = 0.01
     action_std: float = 0.05  # in normalised action units
     learn_action_std: bool = False  # False == MimicKit actor_std_type FIXED
     normalizer_samples: float = 1e8  # env samples after which the obs normaliser freezes
     obs_clip: float = 10.0
+    # Adaptive learning rate (rsl_rl "adaptive" schedule): after each actor minibatch's KL
+    # between the rollout policy and the current one, lr /= factor when KL > 2·desired_kl,
+    # lr *= factor when KL < desired_kl/2, kept in [lr_min, lr_max]; the critic follows the
+    # actor's lr (rsl_rl has one optimiser for both). 0 disables.
+    desired_kl: float = 0.0
+    kl_lr_factor: float = 1.5
+    lr_min: float = 1e-5
+    lr_max: float = 1e-2
+    # Clipped value loss (rsl_rl): max of the plain and the clipped squared error, the clipped
+    # prediction staying within ±value_clip of the rollout's value. 0 disables.
+    value_clip: float = 0.0
     actor_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
     critic_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        if self.desired_kl < 0 or self.value_clip < 0:
+            raise ValueError("desired_kl and value_clip must be >= 0 (0 disables)")
+        if self.desired_kl and not (0 < self.lr_min <= self.lr_max and self.kl_lr_factor > 1):
+            raise ValueError("adaptive lr needs 0 < lr_min <= lr_max and kl_lr_factor > 1")
 
 
 @struct.dataclass
@@ -71,12 +92,15 @@ class Transition:
     obs: jax.Array
     action: jax.Array  # normalised action that was sampled
     logp: jax.Array
+    mean: jax.Array  # the rollout policy's mean and log-std (for the adaptive-lr KL)
+    log_std: jax.Array
     reward: jax.Array  # env (task) reward
     done: jax.Array
     truncated: jax.Array
     terminal_obs: jax.Array
     env_metrics: dict
     extra: Any  # Extension.collect(next_state), e.g. AMP disc obs
+    curriculum: Any  # env.curriculum_collect(next_state), () without a curriculum
 
 
 @struct.dataclass
@@ -92,6 +116,7 @@ class TrainState:
     ep_return: jax.Array  # [N] running task return of the current episodes
     ep_length: jax.Array  # [N] int32
     ext: Any  # extension state (AMP: discriminator, its normaliser, replay buffer); () for PPO
+    curriculum: Any  # env-wide state shared by all envs (tracking: start-bin failure stats); () if none
 
 
 @struct.dataclass
@@ -129,16 +154,20 @@ def minibatch_indices(key, num_samples: int, batch_size: int, num_steps: int) ->
     return perms.reshape(-1)[: batch_size * num_steps].reshape(num_steps, batch_size)
 
 
-def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_state, xs):
+def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_state, xs, adapt=None):
     """Run one optimiser step per leading entry of ``xs``; returns params, state, mean info.
 
     ``loss_fn(params, x) -> (loss, info)``; minibatches are gathered inside from ``x``
-    (indices), so the [epochs × batch] data is never materialised.
+    (indices), so the [epochs × batch] data is never materialised. ``adapt(opt_state, info)
+    -> opt_state`` runs between the gradient and the step (the adaptive learning rate reads
+    this minibatch's KL, measured with the pre-step parameters, as rsl_rl does).
     """
 
     def step(carry, x):
         p, s = carry
         (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, x)
+        if adapt is not None:
+            s = adapt(s, info)
         updates, s = opt.update(grads, s, p)
         p = optax.apply_updates(p, updates)
         return (p, s), {**info, "loss": loss}
@@ -147,13 +176,14 @@ def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_s
     return params, opt_state, jax.tree_util.tree_map(jnp.mean, infos)
 
 
-def _num_minibatch_steps(num_samples: int, num_envs: int, batch_mult: float, epochs: int):
+def num_minibatch_steps(num_samples: int, num_envs: int, batch_mult: float, epochs: int):
     """MimicKit: batch = ceil(mult·N); steps = ceil(samples / batch) · epochs."""
     batch = int(math.ceil(batch_mult * num_envs))
     return batch, int(math.ceil(num_samples / batch)) * epochs
 
 
-def _resolve_action_map(env, cfg: PPOConfig):
+def resolve_action_map(env, cfg: PPOConfig):
+    """(offset, scale) of the affine map from the policy's normalised actions to env actions."""
     low, high = cfg.action_low, cfg.action_high
     if low is None and high is None:
         low, high = getattr(env, "action_low", None), getattr(env, "action_high", None)
@@ -164,6 +194,35 @@ def _resolve_action_map(env, cfg: PPOConfig):
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
         raise ValueError("action bounds must be finite with high > low")
     return 0.5 * (high + low), 0.5 * (high - low)
+
+
+def actor_obs_size(env) -> int:
+    """How many leading obs entries the actor sees: ``env.actor_obs_size`` for envs with an
+    asymmetric critic (obs = [actor obs | privileged obs]), else all of them."""
+    n = int(getattr(env, "actor_obs_size", env.obs_size))
+    if not 0 < n <= env.obs_size:
+        raise ValueError(f"env.actor_obs_size {n} must be in [1, obs_size={env.obs_size}]")
+    return n
+
+
+def has_curriculum(env) -> bool:
+    """Envs with env-wide state shared by all envs (see :class:`Curriculum`)."""
+    return all(hasattr(env, f"curriculum_{k}") for k in ("init", "collect", "update", "apply"))
+
+
+class Curriculum(Protocol):
+    """Optional env hooks for state that all envs share (the tracking env's adaptive start
+    sampling). The trainer keeps it in ``TrainState.curriculum``: each iteration rolls out with
+    ``curriculum_apply(env_params, cstate)``, collects ``curriculum_collect(state)`` after every
+    step and folds the [T, N] collection in with ``curriculum_update`` after the rollout."""
+
+    def curriculum_init(self, env_params) -> Any: ...
+
+    def curriculum_collect(self, state: EnvState) -> Any: ...
+
+    def curriculum_update(self, cstate, xs) -> tuple[Any, dict]: ...
+
+    def curriculum_apply(self, env_params, cstate) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -188,18 +247,30 @@ def policy_params(train_state: TrainState) -> PolicyParams:
     return PolicyParams(train_state.actor_params, train_state.obs_norm)
 
 
-def make_policy_fn(actor: GaussianActor, action_offset, action_scale, obs_clip: float = 10.0):
+def actor_input(obs_norm: normlib.Normalizer, obs, size: int, clip: float):
+    """The actor's input: the first ``size`` obs entries, normalised. ``obs`` may be the full
+    obs or already only the actor's part (what a deployed policy is given)."""
+    n = obs_norm.mean.shape[-1]
+    if size < n:
+        obs_norm = jax.tree_util.tree_map(lambda x: x[..., :size] if x.ndim else x, obs_norm)
+        obs = obs[..., :size]
+    return normlib.normalize(obs_norm, obs, clip)
+
+
+def make_policy_fn(actor: GaussianActor, action_offset, action_scale, obs_clip: float = 10.0,
+                   obs_size: Optional[int] = None):
     """Pure ``policy(train_state | PolicyParams, obs, key=None, deterministic=True) -> env action``.
 
     Deterministic returns the mean (MimicKit test mode); stochastic needs ``key``.
-    Works on a single obs or a batch.
+    Works on a single obs or a batch. ``obs_size``: the actor's part of the obs (None: all).
     """
     offset, scale = jnp.asarray(action_offset), jnp.asarray(action_scale)
 
     def policy(params, obs, key=None, deterministic=True):
         if isinstance(params, TrainState):
             params = policy_params(params)
-        mean, log_std = actor.apply(params.actor_params, normlib.normalize(params.obs_norm, obs, obs_clip))
+        size = params.obs_norm.mean.shape[-1] if obs_size is None else obs_size
+        mean, log_std = actor.apply(params.actor_params, actor_input(params.obs_norm, obs, size, obs_clip))
         a = mean
         if not deterministic:
             if key is None:
@@ -210,52 +281,18 @@ def make_policy_fn(actor: GaussianActor, action_offset, action_scale, obs_clip: 
     return policy
 
 
-def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension] = None,
-                 donate: bool = False, mesh=None) -> Trainer:
-    """Build the PPO (or, with ``extension``, AMP) trainer for ``env``.
-
-    ``donate=True`` donates the input TrainState's buffers to ``iteration`` (saves
-    device memory; the old state must then not be reused). ``mesh`` (see
-    :func:`mjxmimic.learning.parallel.env_mesh`): split the envs over its devices.
-    """
-    N, T = cfg.num_envs, cfg.steps_per_iter
-    num_samples = N * T
-    actor = GaussianActor(env.action_size, tuple(cfg.actor_hidden), cfg.actor_init_output_scale,
-                          cfg.action_std, cfg.learn_action_std)
-    critic = Critic(tuple(cfg.critic_hidden))
-    actor_opt = make_optimizer(cfg.actor_optimizer)
-    critic_opt = make_optimizer(cfg.critic_optimizer)
-    action_offset, action_scale = _resolve_action_map(env, cfg)
-    policy = make_policy_fn(actor, action_offset, action_scale, cfg.obs_clip)
-    critic_batch, critic_steps = _num_minibatch_steps(num_samples, N, cfg.critic_batch_size, cfg.critic_epochs)
-    actor_batch, actor_steps = _num_minibatch_steps(num_samples, N, cfg.actor_batch_size, cfg.actor_epochs)
-    v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
-
-    def to_env_action(a):
-        return action_offset + action_scale * a
-
-    def _init(key, env_params):
-        key = raw_key(key)
-        key, k_actor, k_critic, k_env, k_ext = jax.random.split(key, 5)
-        dummy_obs = jnp.zeros((1, env.obs_size), jnp.float32)
-        actor_params = actor.init(k_actor, dummy_obs)
-        critic_params = critic.init(k_critic, dummy_obs)
-        env_state = v_reset(env_params, jax.random.split(k_env, N))
-        ext = extension.init(k_ext, env_params) if extension is not None else ()
-        return TrainState(
-            actor_params=actor_params, critic_params=critic_params,
-            actor_opt_state=actor_opt.init(actor_params), critic_opt_state=critic_opt.init(critic_params),
-            obs_norm=normlib.init(env.obs_size), env_state=env_state, key=key,
-            iteration=jnp.zeros((), jnp.int32), ep_return=jnp.zeros((N,), jnp.float32),
-            ep_length=jnp.zeros((N,), jnp.int32), ext=ext)
+# ---------------------------------------------------------------------------------------
+# the pieces of one iteration
+# ---------------------------------------------------------------------------------------
+def _rollout_fn(env, cfg: PPOConfig, actor, obs_size: int, to_env_action, extension, v_step):
+    """rollout(ts, env_params, key) -> (env_state, ep_ret, ep_len, (sum ret, sum len, count), traj [T, N])."""
+    collect_cur = has_curriculum(env)
 
     def rollout(ts: TrainState, env_params, key):
-        """Collect [T, N] transitions with the stochastic policy; track finished episodes."""
-
         def step(carry, k):
             env_state, ep_ret, ep_len, fin = carry
             obs = env_state.obs
-            mean, log_std = actor.apply(ts.actor_params, normlib.normalize(ts.obs_norm, obs, cfg.obs_clip))
+            mean, log_std = actor.apply(ts.actor_params, actor_input(ts.obs_norm, obs, obs_size, cfg.obs_clip))
             a = mean + jnp.exp(log_std) * jax.random.normal(k, mean.shape, mean.dtype)
             logp = gaussian_log_prob(a, mean, log_std)
             nxt = v_step(env_params, env_state, to_env_action(a))
@@ -265,29 +302,43 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
             fin = (fin[0] + jnp.sum(jnp.where(done, ep_ret, 0.0)),
                    fin[1] + jnp.sum(jnp.where(done, ep_len, 0)),
                    fin[2] + jnp.sum(done))
-            tr = Transition(obs=obs, action=a, logp=logp, reward=nxt.reward, done=done,
-                            truncated=nxt.truncated.astype(bool), terminal_obs=nxt.terminal_obs,
+            tr = Transition(obs=obs, action=a, logp=logp, mean=mean, log_std=log_std, reward=nxt.reward,
+                            done=done, truncated=nxt.truncated.astype(bool), terminal_obs=nxt.terminal_obs,
                             env_metrics=nxt.metrics,
-                            extra=extension.collect(nxt) if extension is not None else ())
+                            extra=extension.collect(nxt) if extension is not None else (),
+                            curriculum=jax.vmap(env.curriculum_collect)(nxt) if collect_cur else ())
             ep_ret = jnp.where(done, 0.0, ep_ret)
             ep_len = jnp.where(done, 0, ep_len)
             return (nxt, ep_ret, ep_len, fin), tr
 
         zero_fin = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
         carry0 = (ts.env_state, ts.ep_return, ts.ep_length, zero_fin)
-        (env_state, ep_ret, ep_len, fin), traj = jax.lax.scan(step, carry0, jax.random.split(key, T))
+        (env_state, ep_ret, ep_len, fin), traj = jax.lax.scan(step, carry0, jax.random.split(key, cfg.steps_per_iter))
         return env_state, ep_ret, ep_len, fin, traj
 
-    def critic_loss_fn(params, idx, norm_obs, targets):
-        pred = critic.apply(params, norm_obs[idx])
-        loss = jnp.mean(jnp.square(targets[idx] - pred))
-        return loss, {}
+    return rollout
 
-    def actor_loss_fn(params, idx, norm_obs, actions, old_logp, adv):
-        mean, log_std = actor.apply(params, norm_obs[idx])
-        loss, info = losses.ppo_actor_loss(mean, log_std, actions[idx], old_logp[idx], adv[idx],
+
+def _loss_fns(cfg: PPOConfig, actor, critic, obs_size: int):
+    """(critic_loss(params, idx, data), actor_loss(params, idx, data)) over minibatch indices."""
+
+    def critic_loss(params, idx, d):
+        pred = critic.apply(params, d["norm_obs"][idx])
+        target = d["targets"][idx]
+        loss = jnp.square(target - pred)
+        if cfg.value_clip:
+            old = d["values"][idx]
+            clipped = old + jnp.clip(pred - old, -cfg.value_clip, cfg.value_clip)
+            loss = jnp.maximum(loss, jnp.square(target - clipped))
+        return jnp.mean(loss), {}
+
+    def actor_loss(params, idx, d):
+        mean, log_std = actor.apply(params, d["norm_obs"][idx, :obs_size])
+        loss, info = losses.ppo_actor_loss(mean, log_std, d["actions"][idx], d["logp"][idx], d["adv"][idx],
                                            cfg.ppo_clip_ratio)
         info["surrogate_loss"] = loss
+        info["kl"] = jnp.mean(gaussian_kl(d["mean"][idx], d["log_std"][idx], mean, log_std))
+        info["action_std"] = jnp.mean(jnp.exp(log_std))
         if cfg.action_bound_weight:
             bound = jnp.mean(losses.action_bound_loss(mean))
             loss = loss + cfg.action_bound_weight * bound
@@ -298,19 +349,110 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
             info["action_entropy"] = ent
         return loss, info
 
+    return critic_loss, actor_loss
+
+
+def adapt_learning_rate(cfg: PPOConfig):
+    """``sgd_scan``'s ``adapt`` hook for the KL-adaptive learning rate (None when disabled)."""
+    if not cfg.desired_kl:
+        return None
+
+    def adapt(opt_state, info):
+        lr, kl = learning_rate(opt_state), info["kl"]
+        lr = jnp.where(kl > 2.0 * cfg.desired_kl, lr / cfg.kl_lr_factor,
+                       jnp.where((kl < 0.5 * cfg.desired_kl) & (kl > 0.0), lr * cfg.kl_lr_factor, lr))
+        return set_learning_rate(opt_state, jnp.clip(lr, cfg.lr_min, cfg.lr_max))
+
+    return adapt
+
+
+def _compile(init, iteration, evaluate, env_params, num_envs: int, donate: bool, mesh):
+    """jit ``init``/``iteration``/``evaluate``; with a mesh, split the per-env state over it.
+    Returns (init_jit, iteration_jit, evaluate_jit, abstract_state, place, env_params)."""
+    donate_args = (0,) if donate else ()
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(0), env_params)
+    if mesh is None:
+        init_jit = jax.jit(init)
+        iteration_jit = jax.jit(iteration, donate_argnums=donate_args)
+        abstract_state = lambda: abstract  # noqa: E731
+        place = lambda ts: ts  # noqa: E731
+    else:
+        state_sh = parallel.train_state_shardings(abstract, mesh, num_envs)
+        rep = parallel.replicated(mesh)
+        env_params = jax.device_put(env_params, rep)
+        init_jit = jax.jit(init, out_shardings=state_sh)
+        iteration_jit = jax.jit(iteration, in_shardings=(state_sh, rep), out_shardings=(state_sh, rep),
+                                donate_argnums=donate_args)
+        sharded = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                                         abstract, state_sh)
+        abstract_state = lambda: sharded  # noqa: E731
+        place = lambda ts: jax.device_put(ts, state_sh)  # noqa: E731
+    evaluate_jit = jax.jit(evaluate, static_argnums=(3, 4))
+    return init_jit, iteration_jit, evaluate_jit, abstract_state, place, env_params
+
+
+def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension] = None,
+                 donate: bool = False, mesh=None) -> Trainer:
+    """Build the PPO (or, with ``extension``, AMP) trainer for ``env``.
+
+    ``donate=True`` donates the input TrainState's buffers to ``iteration`` (saves
+    device memory; the old state must then not be reused). ``mesh`` (see
+    :func:`mjxmimic.learning.parallel.env_mesh`): split the envs over its devices.
+    Envs with an asymmetric critic set ``env.actor_obs_size``; envs with env-wide state
+    implement :class:`Curriculum`.
+    """
+    N, T = cfg.num_envs, cfg.steps_per_iter
+    num_samples = N * T
+    obs_size = actor_obs_size(env)
+    actor = GaussianActor(env.action_size, tuple(cfg.actor_hidden), cfg.actor_init_output_scale,
+                          cfg.action_std, cfg.learn_action_std, cfg.activation)
+    critic = Critic(tuple(cfg.critic_hidden), cfg.activation)
+    adaptive = bool(cfg.desired_kl)
+    actor_opt = make_optimizer(cfg.actor_optimizer, adjustable_lr=adaptive)
+    critic_opt = make_optimizer(cfg.critic_optimizer, adjustable_lr=adaptive)
+    action_offset, action_scale = resolve_action_map(env, cfg)
+    policy = make_policy_fn(actor, action_offset, action_scale, cfg.obs_clip, obs_size)
+    critic_batch, critic_steps = num_minibatch_steps(num_samples, N, cfg.critic_batch_size, cfg.critic_epochs)
+    actor_batch, actor_steps = num_minibatch_steps(num_samples, N, cfg.actor_batch_size, cfg.actor_epochs)
+    v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
+    curriculum = has_curriculum(env)
+    rollout = _rollout_fn(env, cfg, actor, obs_size, lambda a: action_offset + action_scale * a, extension, v_step)
+    critic_loss, actor_loss = _loss_fns(cfg, actor, critic, obs_size)
+    adapt = adapt_learning_rate(cfg)
+
+    def live_params(env_params, cstate):
+        return env.curriculum_apply(env_params, cstate) if curriculum else env_params
+
+    def _init(key, env_params):
+        key = raw_key(key)
+        key, k_actor, k_critic, k_env, k_ext = jax.random.split(key, 5)
+        actor_params = actor.init(k_actor, jnp.zeros((1, obs_size), jnp.float32))
+        critic_params = critic.init(k_critic, jnp.zeros((1, env.obs_size), jnp.float32))
+        cstate = env.curriculum_init(env_params) if curriculum else ()
+        env_state = v_reset(live_params(env_params, cstate), jax.random.split(k_env, N))
+        ext = extension.init(k_ext, env_params) if extension is not None else ()
+        return TrainState(
+            actor_params=actor_params, critic_params=critic_params,
+            actor_opt_state=actor_opt.init(actor_params), critic_opt_state=critic_opt.init(critic_params),
+            obs_norm=normlib.init(env.obs_size), env_state=env_state, key=key,
+            iteration=jnp.zeros((), jnp.int32), ep_return=jnp.zeros((N,), jnp.float32),
+            ep_length=jnp.zeros((N,), jnp.int32), ext=ext, curriculum=cstate)
+
     def _iteration(ts: TrainState, env_params):
         key, k_roll, k_prep, k_critic, k_actor, k_ext = jax.random.split(ts.key, 6)
-        env_state, ep_ret, ep_len, fin, traj = rollout(ts, env_params, k_roll)
+        params_now = live_params(env_params, ts.curriculum)
+        env_state, ep_ret, ep_len, fin, traj = rollout(ts, params_now, k_roll)
         norm_enabled = ts.iteration.astype(jnp.float32) * num_samples < cfg.normalizer_samples
+        cstate, cur_metrics = env.curriculum_update(ts.curriculum, traj.curriculum) if curriculum else ((), {})
 
         # Rewards used for learning: the env's task reward, or the extension's (AMP: style mix).
         ext, ext_metrics = ts.ext, {}
         rewards, aux = traj.reward, None
         if extension is not None:
-            ext, rewards, aux, ext_metrics = extension.prepare(ext, traj, env_params, k_prep)
+            ext, rewards, aux, ext_metrics = extension.prepare(ext, traj, params_now, k_prep)
 
         # Values with the pre-update normaliser and critic, as the rollout saw them.
-        flat = lambda x: x.reshape((num_samples,) + x.shape[2:])
+        flat = lambda x: x.reshape((num_samples,) + x.shape[2:])  # noqa: E731
         norm_obs = normlib.normalize(ts.obs_norm, flat(traj.obs), cfg.obs_clip)
         values = critic.apply(ts.critic_params, norm_obs).reshape(T, N)
         term_values = critic.apply(
@@ -318,16 +460,19 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         next_values = losses.bootstrap_values(term_values, traj.done, traj.truncated)
         targets = losses.td_lambda_returns(rewards, next_values, traj.done, cfg.gamma, cfg.td_lambda)
         adv, adv_mean, adv_std = losses.normalize_advantages(flat(targets - values), cfg.norm_adv_clip)
+        data = {"norm_obs": norm_obs, "targets": flat(targets), "values": flat(values), "actions": flat(traj.action),
+                "logp": flat(traj.logp), "mean": flat(traj.mean), "log_std": flat(traj.log_std), "adv": adv}
 
         # Critic first, then actor (MimicKit order); both on the same fixed targets.
+        critic_opt_state = ts.critic_opt_state
+        if adaptive:  # the critic takes the actor's current (adapted) learning rate
+            critic_opt_state = set_learning_rate(critic_opt_state, learning_rate(ts.actor_opt_state))
         critic_idx = minibatch_indices(k_critic, num_samples, critic_batch, critic_steps)
         critic_params, critic_opt_state, critic_info = sgd_scan(
-            critic_opt, lambda p, i: critic_loss_fn(p, i, norm_obs, flat(targets)),
-            ts.critic_params, ts.critic_opt_state, critic_idx)
+            critic_opt, lambda p, i: critic_loss(p, i, data), ts.critic_params, critic_opt_state, critic_idx)
         actor_idx = minibatch_indices(k_actor, num_samples, actor_batch, actor_steps)
         actor_params, actor_opt_state, actor_info = sgd_scan(
-            actor_opt, lambda p, i: actor_loss_fn(p, i, norm_obs, flat(traj.action), flat(traj.logp), adv),
-            ts.actor_params, ts.actor_opt_state, actor_idx)
+            actor_opt, lambda p, i: actor_loss(p, i, data), ts.actor_params, ts.actor_opt_state, actor_idx, adapt)
 
         if extension is not None:
             ext, upd_metrics = extension.update(ext, traj, aux, norm_enabled, k_ext)
@@ -338,7 +483,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         new_ts = TrainState(
             actor_params=actor_params, critic_params=critic_params, actor_opt_state=actor_opt_state,
             critic_opt_state=critic_opt_state, obs_norm=obs_norm, env_state=env_state, key=key,
-            iteration=ts.iteration + 1, ep_return=ep_ret, ep_length=ep_len, ext=ext)
+            iteration=ts.iteration + 1, ep_return=ep_ret, ep_length=ep_len, ext=ext, curriculum=cstate)
 
         num_eps = fin[2]
         denom = jnp.maximum(num_eps, 1).astype(jnp.float32)
@@ -358,8 +503,11 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
             "done_frac": jnp.mean(traj.done.astype(jnp.float32)),
             "obs_norm_frozen": jnp.logical_not(norm_enabled),
             **{f"env/{k}": jnp.mean(v) for k, v in traj.env_metrics.items()},
+            **{f"curriculum/{k}": v for k, v in cur_metrics.items()},
             **ext_metrics,
         }
+        if adaptive:
+            metrics["learning_rate"] = learning_rate(actor_opt_state)
         return new_ts, metrics
 
     def _evaluate(ts, env_params, key, num_episodes: int, max_steps: int):
@@ -367,26 +515,8 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         return evaluate_policy(env, env_params, lambda obs: policy(pp, obs, deterministic=True), key, N,
                                num_episodes, max_steps)
 
-    donate_args = (0,) if donate else ()
-    if mesh is None:
-        init_jit = jax.jit(_init)
-        iteration_jit = jax.jit(_iteration, donate_argnums=donate_args)
-        abstract_state = lambda: jax.eval_shape(_init, jax.random.PRNGKey(0), env_params)  # noqa: E731
-        place = lambda ts: ts  # noqa: E731
-    else:
-        abstract = jax.eval_shape(_init, jax.random.PRNGKey(0), env_params)
-        state_sh = parallel.train_state_shardings(abstract, mesh, N)
-        rep = parallel.replicated(mesh)
-        env_params = jax.device_put(env_params, rep)
-        init_jit = jax.jit(_init, out_shardings=state_sh)
-        iteration_jit = jax.jit(_iteration, in_shardings=(state_sh, rep), out_shardings=(state_sh, rep),
-                                donate_argnums=donate_args)
-        sharded = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                                         abstract, state_sh)
-        abstract_state = lambda: sharded  # noqa: E731
-        place = lambda ts: jax.device_put(ts, state_sh)  # noqa: E731
-    evaluate_jit = jax.jit(_evaluate, static_argnums=(3, 4))
-
+    init_jit, iteration_jit, evaluate_jit, abstract_state, place, env_params = _compile(
+        _init, _iteration, _evaluate, env_params, N, donate, mesh)
     return Trainer(
         cfg=cfg, env=env, env_params=env_params, actor=actor, critic=critic,
         init=lambda key: init_jit(key, env_params),
