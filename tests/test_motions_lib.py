@@ -13,7 +13,7 @@ from mjxmimic import math as rmath
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.lib import (build_motion_lib, load_motion_lib, motion_phase, sample, sample_mjx,
                                   sample_motions, sample_times)
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools.synthetic import synthetic_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MK_G1 = SHARED / "motions" / "mimickit_g1"
