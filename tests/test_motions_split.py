@@ -67,8 +67,9 @@ def test_frame_kinematics_is_mj_kinematics(k1):
     q[:, k1.qpos_idx] += rng.uniform(-0.3, 0.3, (3, k1.num_joints))
     q[:, 3:7] = [[np.cos(0.3), 0.0, np.sin(0.3), 0.0]]
     xpos, xquat = body_poses(m, q)
-    (gmat,) = frame_kinematics(m, q[1], ("geom_xmat",))
-    assert xpos.shape == (3, m.nbody, 3) and xquat.shape == (3, m.nbody, 4) and gmat.shape == (1, m.ngeom, 3, 3)
+    gmat, ximat = frame_kinematics(m, q[1], ("geom_xmat", "ximat"))
+    assert xpos.shape == (3, m.nbody, 3) and xquat.shape == (3, m.nbody, 4)
+    assert gmat.shape == (1, m.ngeom, 3, 3) and ximat.shape == (1, m.nbody, 3, 3)
     d = mujoco.MjData(m)
     for i in range(3):
         d.qpos[:] = q[i]
@@ -77,5 +78,6 @@ def test_frame_kinematics_is_mj_kinematics(k1):
         np.testing.assert_array_equal(xquat[i], d.xquat)
         if i == 1:
             np.testing.assert_array_equal(gmat[0], d.geom_xmat.reshape(-1, 3, 3))
+            np.testing.assert_array_equal(ximat[0], d.ximat.reshape(-1, 3, 3))
     # root body at the root position, rotated by the root quaternion
     np.testing.assert_allclose(xpos[:, k1.root_body_id], q[:, :3], atol=1e-12)

@@ -20,8 +20,8 @@ __all__ = ["frame_kinematics", "body_poses"]
 def frame_kinematics(model: mujoco.MjModel, qpos: np.ndarray,
                      fields: Sequence[str] = ("xpos", "xquat")) -> tuple[np.ndarray, ...]:
     """``mj_kinematics`` at each row of ``qpos`` [T, nq] ([nq] counts as one row); returns the
-    MjData ``fields`` stacked over rows, e.g. xpos [T, nbody, 3]; 3x3 matrices (``xmat``,
-    ``ximat``, ``geom_xmat``, ``site_xmat``) come as [T, n, 3, 3]."""
+    MjData ``fields`` stacked over rows, e.g. xpos [T, nbody, 3]; rotation matrices (``xmat``,
+    ``ximat``, ``geom_xmat``, ``site_xmat``: fields named ``*mat`` with 9 columns) come as [T, n, 3, 3]."""
     qpos = np.atleast_2d(np.asarray(qpos, np.float64))
     d = mujoco.MjData(model)
     out = [np.empty((len(qpos),) + getattr(d, k).shape) for k in fields]
@@ -30,7 +30,8 @@ def frame_kinematics(model: mujoco.MjModel, qpos: np.ndarray,
         mujoco.mj_kinematics(model, d)
         for o, k in zip(out, fields):
             o[i] = getattr(d, k)
-    return tuple(o.reshape(len(qpos), -1, 3, 3) if k.endswith("xmat") else o for o, k in zip(out, fields))
+    return tuple(o.reshape(o.shape[:2] + (3, 3)) if k.endswith("mat") and o.shape[-1] == 9 else o
+                 for o, k in zip(out, fields))
 
 
 def body_poses(model: mujoco.MjModel, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

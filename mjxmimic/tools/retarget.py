@@ -40,7 +40,7 @@ from mjxmimic.tools import ik
 from mjxmimic.tools.source import Source
 
 __all__ = ["RetargetConfig", "ROBOT_POINTS", "BVH_ALIASES", "source_from_bvh",
-           "source_from_robot_clip", "source_from_amass", "retarget", "main"]
+           "source_from_robot_clip", "retarget", "main"]
 
 SIDES = ("left", "right")
 LIMB = ("hip", "knee", "ankle", "toe", "shoulder", "elbow", "wrist")
@@ -175,12 +175,6 @@ def source_from_robot_clip(clip: Clip, robot) -> Source:
     names = list(pts)
     p, _ = ik.forward_points(robot, clip.qpos(robot), [pts[n] for n in names])
     return Source(clip.name, clip.fps, {n: p[:, i] for i, n in enumerate(names)}, clip.loop)
-
-
-def source_from_amass(path, body_model) -> Source:
-    """An AMASS .npz (poses, trans, betas, mocap_framerate) through an SMPL/SMPL-H body model."""
-    from mjxmimic.tools.smpl import load_amass
-    return load_amass(path, body_model)
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,7 +338,8 @@ def _load_source(path: Path, a) -> Source:
                 raise MotionError(f"{path}: an AMASS file needs an SMPL/SMPL-H body model: pass --body-model "
                                   f"PATH (a licensed model file from smpl.is.tue.mpg.de / mano.is.tue.mpg.de; "
                                   f"none is shipped)")
-            return source_from_amass(path, a.body_model)
+            from mjxmimic.tools.smpl import load_amass
+            return load_amass(path, a.body_model)
     if a.src_robot is None:
         raise MotionError(f"{path}: a robot clip needs --src-robot (the robot it was made for)")
     from mjxmimic.motions.io import load_clip
