@@ -137,7 +137,7 @@ def test_motion_ids_select_their_clip(lib, k1):
 
 
 # ----------------------------------------------------------------------------- body FK
-def test_body_fk_matches_mujoco_c(g1, g1_lib):
+def test_body_poses_match_mujoco_c(g1, g1_lib):
     clip, lib = g1_lib
     qpos = clip.qpos(g1)
     f = sample(lib, jnp.zeros(T - 1, jnp.int32), jnp.arange(T - 1) / FPS)
