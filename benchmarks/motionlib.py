@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from mjxmimic.motions.lib import build_motion_lib, load_motion_lib, sample, sample_mjx, sample_motions, sample_times
-from mjxmimic.motions.synthetic import synthetic_clip
 from mjxmimic.robots import load_robot
+from mjxmimic.tools.synthetic import synthetic_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "motions" / "mimickit_g1"
 

@@ -14,7 +14,7 @@ from mjxmimic.envs.amp import (AMPEnv, AMPEnvConfig, demo_history, disc_obs, dis
 from mjxmimic.envs.tasks import (SteeringConfig, SteeringEnv, location_obs, location_reward, steering_obs,
                                  steering_reward)
 from mjxmimic.motions.lib import build_motion_lib, sample
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools.synthetic import synthetic_clip
 
 N_STEPS = 10
 

@@ -13,7 +13,7 @@ from mjxmimic import math as rmath
 from mjxmimic.envs.kick import KickConfig, KickEnv, kick_episode_stats, kick_obs, kick_reward, sample_ball_and_target
 from mjxmimic.envs.scene import BallConfig, build_ball_scene
 from mjxmimic.motions.lib import build_motion_lib
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools.synthetic import synthetic_clip
 
 R = 0.07
 

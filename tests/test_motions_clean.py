@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mjxmimic import math as rmath
-from mjxmimic.motions import clean
-from mjxmimic.motions.clip import Clip
+from mjxmimic.motions.clip import Clip, resample
 from mjxmimic.motions.io import load_clip, save_clip
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools import clean
+from mjxmimic.tools.synthetic import synthetic_clip
 
 T, FPS = 61, 30.0
 PEN, SKATE = 0.03, 0.05
@@ -101,14 +101,14 @@ def test_joint_limits_clamped(k1):
 
 def test_resample(k1):
     c = synthetic_clip(k1, frames=31, fps=30.0, loop="clamp", speed=0.5, yaw_rate=1.0)
-    r = clean.resample(c, 60.0)
+    r = resample(c, 60.0)
     assert r.fps == 60.0 and r.num_frames == 61 and r.duration == pytest.approx(c.duration)
     np.testing.assert_allclose(r.joint_pos[::2], c.joint_pos, atol=1e-9)
     np.testing.assert_allclose(r.root_pos[1::2], 0.5 * (c.root_pos[:-1] + c.root_pos[1:]), atol=1e-9)
-    d = clean.resample(c, 15.0)
+    d = resample(c, 15.0)
     np.testing.assert_allclose(d.joint_pos, c.joint_pos[::2], atol=1e-6)
     # a looping clip keeps its exact length (rate adjusted to a whole number of frames)
-    w = clean.resample(c.replace(loop="wrap"), 29.0)
+    w = resample(c.replace(loop="wrap"), 29.0)
     assert w.duration == pytest.approx(c.duration) and abs(w.fps - 29.0) < 0.5
     np.testing.assert_allclose(w.root_pos[-1], c.root_pos[-1], atol=1e-9)
 

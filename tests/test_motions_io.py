@@ -12,7 +12,7 @@ from mjxmimic import math as rmath
 from mjxmimic.motions.clip import Clip, MotionError
 from mjxmimic.motions.io import (BOOSTER_K1_JOINTS, detect_format, load_clip, load_dataset, map_joints,
                                  mjcf_joint_order, save_clip)
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools.synthetic import synthetic_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MK_G1 = SHARED / "motions" / "mimickit_g1"

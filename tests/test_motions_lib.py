@@ -13,7 +13,7 @@ from mjxmimic import math as rmath
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.lib import (build_motion_lib, load_motion_lib, motion_phase, sample, sample_mjx,
                                   sample_motions, sample_times)
-from mjxmimic.motions.synthetic import synthetic_clip
+from mjxmimic.tools.synthetic import synthetic_clip
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MK_G1 = SHARED / "motions" / "mimickit_g1"
@@ -137,7 +137,7 @@ def test_motion_ids_select_their_clip(lib, k1):
 
 
 # ----------------------------------------------------------------------------- body FK
-def test_body_fk_matches_mujoco_c(g1, g1_lib):
+def test_body_poses_match_mujoco_c(g1, g1_lib):
     clip, lib = g1_lib
     qpos = clip.qpos(g1)
     f = sample(lib, jnp.zeros(T - 1, jnp.int32), jnp.arange(T - 1) / FPS)

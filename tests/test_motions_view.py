@@ -10,8 +10,8 @@ import pytest
 
 from mjxmimic import view
 from mjxmimic.motions.io import save_clip
-from mjxmimic.motions.synthetic import synthetic_clip
 from mjxmimic.robots import load_robot
+from mjxmimic.tools.synthetic import synthetic_clip
 
 # the CLI runs in a subprocess started from this (JAX-threaded) process: exec follows the fork
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork")

@@ -21,3 +21,5 @@ def test_wheel_carries_assets(tmp_path):
         for f in ("walk.npz", "kick_left.npz", "locomotion.yaml", "kick.yaml"):
             assert f"mjxmimic/assets/motions/{robot}/{f}" in names
     assert "mjxmimic/assets/configs/k1_kick.yaml" in names and "mjxmimic/envs/kick.py" in names
+    for f in ("tools/author.py", "tools/retarget.py", "motions/fk.py", "motions/clean.py", "io_util.py"):
+        assert f"mjxmimic/{f}" in names, f  # the tools package and the old CLI names ship too

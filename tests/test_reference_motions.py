@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
-from mjxmimic.motions import author, ik
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.io import load_dataset
-from mjxmimic.motions.plausibility import check_clip, support_margin, velocity_limits
 from mjxmimic.robots import load_robot
 from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.tools import author, ik
+from mjxmimic.tools.plausibility import check_clip, support_margin, velocity_limits
 
 MOTIONS = REPO_ROOT / "motions"
 CLIPS = ["stand", "walk", "walk_fast", "turn_left", "turn_right", "side_step_left", "side_step_right",
@@ -251,7 +251,7 @@ def test_kick_reaches_the_ball_at_the_stated_speed():
     f = int(round(raw["contact_time"] * 30))
     site = ik.keypoints(r, ["right_foot"])
     pos, rot = ik.forward_points(r, c.qpos(r), site)
-    R = ik._quat_mat_np(rot[:, 0])
+    R = ik.quat_mat_np(rot[:, 0])
     inst = pos[:, 0] + R @ np.asarray(author.PROFILES["k1"].instep)
     ball = np.asarray(raw["ball_center"])
     # the instep touches the ball's back surface, at ball-centre height
@@ -281,7 +281,7 @@ def test_regenerates_a_subset_byte_identically(tmp_path):
     author.write_robot("k1", tmp_path, ["walk", "kick_right"])
     for n in ("walk", "kick_right"):
         assert (tmp_path / f"{n}.npz").read_bytes() == (MOTIONS / "k1" / f"{n}.npz").read_bytes(), \
-            f"motions/k1/{n}.npz is stale: run python -m mjxmimic.motions.author --all"
+            f"motions/k1/{n}.npz is stale: run python -m mjxmimic.tools.author --all"
 
 
 @pytest.mark.slow
@@ -292,4 +292,4 @@ def test_regenerates_everything_byte_identically(tmp_path, robot):
     assert ours == sorted(p.name for p in (MOTIONS / robot).iterdir())
     for n in ours:
         assert (tmp_path / n).read_bytes() == (MOTIONS / robot / n).read_bytes(), \
-            f"motions/{robot}/{n} is stale: run python -m mjxmimic.motions.author --all"
+            f"motions/{robot}/{n} is stale: run python -m mjxmimic.tools.author --all"

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from mjxmimic.motions import bvh, retarget, smpl
 from mjxmimic.motions.clip import Clip, MotionError
 from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.tools import bvh, retarget, smpl
 
 SHARED_G1 = REPO_ROOT.parent / "shared" / "motions" / "mimickit_g1"
 
@@ -223,7 +223,7 @@ def test_bvh_source_canonical_joints(squat_bvh):
 
 def test_retarget_cli_on_bvh(squat_bvh, tmp_path):
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "mjxmimic.motions.retarget", str(squat_bvh), "--robot", "k1",
+    r = subprocess.run([sys.executable, "-m", "mjxmimic.tools.retarget", str(squat_bvh), "--robot", "k1",
                         "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "kp err cm" in r.stdout and "squat" in r.stdout
@@ -304,7 +304,7 @@ def test_amass_needs_a_body_model(amass_file, tmp_path):
         smpl.load_amass(amass_file, None)
     with pytest.raises(MotionError, match="licensed"):
         smpl.load_amass(amass_file, tmp_path / "nope" / "model.npz")
-    r = subprocess.run([sys.executable, "-m", "mjxmimic.motions.retarget", str(amass_file), "--robot", "k1",
+    r = subprocess.run([sys.executable, "-m", "mjxmimic.tools.retarget", str(amass_file), "--robot", "k1",
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--body-model" in r.stderr and "Traceback" not in r.stderr
 

@@ -1,4 +1,5 @@
-"""Motion data: the Clip model, file formats, the jit-able MotionLib, cleaning.
+"""Motion data at run time: the Clip model, file formats, the jit-able MotionLib, host FK.
+The offline tools (authoring, IK, retargeting, cleaning) are :mod:`mjxmimic.tools`.
 
     from mjxmimic.motions import load_clip, load_motion_lib, sample
 """

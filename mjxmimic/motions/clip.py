@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mjxmimic import math as rmath
+from mjxmimic.io_util import atomic_write
 
 LOOP_MODES = ("clamp", "wrap")
 
@@ -108,7 +109,7 @@ class Clip:
     def velocities(self):
         """Finite-difference velocities (root linear [T,3] world, root angular [T,3] world,
         joints [T,J]); forward differences, wrapping across the seam for looped clips."""
-        p, q, j = self.root_pos, _canonical(self.root_rot), self.joint_pos
+        p, q, j = self.root_pos, canonical_quats(self.root_rot), self.joint_pos
         if self.num_frames < 2:
             z = np.zeros
             return z((1, 3)), z((1, 3)), z((1, j.shape[1]))
@@ -126,7 +127,7 @@ class Clip:
         return v, w, jd
 
     # ---- our own format ---------------------------------------------------
-    def save_npz(self, path):
+    def npz_bytes(self) -> bytes:
         """Our .npz layout with stable bytes (an uncompressed zip whose members carry a fixed
         timestamp; ``np.savez`` stamps the current time), so regenerated clips compare equal."""
         arrays = {"fps": np.float64(self.fps), "loop": np.array(self.loop),
@@ -144,9 +145,11 @@ class Clip:
                 v = np.asarray(v)  # not ascontiguousarray: it turns 0-d arrays into 1-d
                 np.lib.format.write_array(b, v if v.flags.c_contiguous else v.copy(order="C"), allow_pickle=False)
                 z.writestr(info, b.getvalue())
-        path = Path(path)
-        path.write_bytes(buf.getvalue())
-        return path
+        return buf.getvalue()
+
+    def save_npz(self, path) -> Path:
+        """Write :meth:`npz_bytes` to ``path`` atomically."""
+        return atomic_write(path, self.npz_bytes())
 
     @staticmethod
     def load_npz(path) -> "Clip":
@@ -163,7 +166,7 @@ class Clip:
             raise MotionError(f"{path}: not a readable mjxmimic .npz clip: {e}") from None
 
 
-def _canonical(q: np.ndarray) -> np.ndarray:
+def canonical_quats(q: np.ndarray) -> np.ndarray:
     """Unit quaternions with sign flips removed between consecutive frames."""
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     out = q.copy()
@@ -171,3 +174,31 @@ def _canonical(q: np.ndarray) -> np.ndarray:
         if np.dot(out[i - 1], out[i]) < 0:
             out[i] = -out[i]
     return out
+
+
+def resample(clip: Clip, fps: float) -> Clip:
+    """Resample to ``fps`` (lerp positions, slerp the root rotation, joints lerped the shorter
+    way round). A looping clip keeps its length exactly: its frame count is rounded and its
+    rate adjusted by < half a frame over the clip."""
+    if not np.isfinite(fps) or fps <= 0:
+        raise MotionError(f"clip '{clip.name}': resample fps must be positive, got {fps}")
+    if clip.num_frames < 2 or abs(fps - clip.fps) < 1e-9:
+        return clip.replace(fps=float(fps)) if clip.num_frames < 2 else clip
+    L = clip.duration
+    if clip.loop == "wrap":
+        n = max(int(round(L * fps)), 1) + 1
+        out_fps = (n - 1) / L
+    else:
+        n = int(np.floor(L * fps + 1e-6)) + 1
+        out_fps = float(fps)
+    t = np.minimum(np.arange(n) / out_fps, L)
+    f = t * clip.fps
+    i0 = np.clip(np.floor(f).astype(int), 0, clip.num_frames - 1)
+    i1 = np.minimum(i0 + 1, clip.num_frames - 1)
+    w = np.clip(f - i0, 0.0, 1.0)
+    q = canonical_quats(clip.root_rot)
+    rot = np.asarray(rmath.quat_slerp(q[i0], q[i1], w), np.float64)
+    j0 = clip.joint_pos[i0]
+    jp = j0 + np.asarray(rmath.wrap_angle(np.asarray(clip.joint_pos[i1] - j0, np.float64)), np.float64) * w[:, None]
+    pos = clip.root_pos[i0] + (clip.root_pos[i1] - clip.root_pos[i0]) * w[:, None]
+    return clip.replace(fps=float(out_fps), root_pos=pos, root_rot=rot, joint_pos=jp)

@@ -23,7 +23,6 @@ numpy arrays, so opening a motion file cannot run code.
 from __future__ import annotations
 
 import io as _io
-import os
 import pickle
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -32,12 +31,13 @@ import mujoco
 import numpy as np
 
 from mjxmimic import math as rmath
+from mjxmimic.io_util import atomic_write
 from mjxmimic.motions.clip import Clip, MotionError, check_finite_frames
 
 __all__ = [
     "BOOSTER_K1_JOINTS", "FORMATS", "load_clip", "save_clip", "detect_format", "map_joints",
     "read_mimickit_pkl", "write_mimickit_pkl", "read_gmr_pkl", "write_gmr_pkl",
-    "read_booster_csv", "write_booster_csv", "load_dataset", "Dataset", "mjcf_joint_order",
+    "read_booster_csv", "write_booster_csv", "load_dataset", "Dataset", "mjcf_joint_order", "read_pickle",
 ]
 
 FORMATS = ("mimickit", "gmr", "csv", "npz")
@@ -93,7 +93,9 @@ class _SafeUnpickler(pickle.Unpickler):
                                      f"plain data and numpy arrays)")
 
 
-def _read_pickle(path: Path):
+def read_pickle(path) -> object:
+    """Unpickle ``path`` admitting only plain data and numpy arrays; MotionError on a bad file."""
+    path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -153,26 +155,13 @@ def _names_for(n_cols: int, joint_names, path: Path, what: str) -> tuple[str, ..
     return joint_names
 
 
-def _atomic_write(path: Path, write):
-    """Write via a temporary file beside ``path`` then rename: nothing appears on error."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 # ---------------------------------------------------------------------------------------
 # MimicKit .pkl
 # ---------------------------------------------------------------------------------------
 def read_mimickit_pkl(path, joint_names: Sequence[str] | None) -> Clip:
     """Read a MimicKit motion pickle; ``joint_names`` name the dof columns (all 1-DoF)."""
     path = Path(path)
-    d = _read_pickle(path)
+    d = read_pickle(path)
     if not isinstance(d, dict):
         raise MotionError(f"{path}: expected a dict, got {type(d).__name__}")
     missing = [k for k in ("loop_mode", "fps", "frames") if k not in d]
@@ -207,11 +196,7 @@ def write_mimickit_pkl(clip: Clip, path, robot) -> Path:
     frames = np.concatenate([c.root_pos, exp, c.joint_pos], axis=1)
     out = {"loop_mode": 1 if c.loop == "wrap" else 0, "fps": _fps_out(c.fps),
            "frames": [[float(v) for v in row] for row in frames]}
-
-    def write(p):
-        with open(p, "wb") as f:
-            pickle.dump(out, f)
-    return _atomic_write(path, write)
+    return atomic_write(path, pickle.dumps(out))
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,7 +204,7 @@ def write_mimickit_pkl(clip: Clip, path, robot) -> Path:
 # ---------------------------------------------------------------------------------------
 def read_gmr_pkl(path, joint_names: Sequence[str] | None, loop: str = "clamp") -> Clip:
     path = Path(path)
-    d = _read_pickle(path)
+    d = read_pickle(path)
     if not isinstance(d, dict):
         raise MotionError(f"{path}: expected a dict, got {type(d).__name__}")
     missing = [k for k in ("fps", "root_pos", "root_rot", "dof_pos") if k not in d]
@@ -254,11 +239,7 @@ def write_gmr_pkl(clip: Clip, path, robot) -> Path:
     out = {"fps": _fps_out(c.fps), "root_pos": c.root_pos.astype(np.float64),
            "root_rot": np.asarray(rmath.quat_wxyz_to_xyzw(c.root_rot), np.float64),
            "dof_pos": c.joint_pos.astype(np.float64), "local_body_pos": None, "link_body_list": None}
-
-    def write(p):
-        with open(p, "wb") as f:
-            pickle.dump(out, f)
-    return _atomic_write(path, write)
+    return atomic_write(path, pickle.dumps(out))
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,7 +288,9 @@ def write_booster_csv(clip: Clip, path, joint_names: Sequence[str] = BOOSTER_K1_
     c = clip.for_robot(tuple(joint_names))
     q = np.asarray(rmath.quat_wxyz_to_xyzw(c.root_rot), np.float64)
     a = np.concatenate([c.root_pos, q, c.joint_pos], axis=1)
-    return _atomic_write(path, lambda p: np.savetxt(p, a, delimiter=",", fmt="%.9g"))
+    buf = _io.StringIO()
+    np.savetxt(buf, a, delimiter=",", fmt="%.9g")
+    return atomic_write(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------------------------------
@@ -376,7 +359,7 @@ def detect_format(path) -> str:
     if suf in (".pkl", ".pickle"):
         if not path.exists():
             raise MotionError(f"{path}: no such file")
-        d = _read_pickle(path)
+        d = read_pickle(path)
         if isinstance(d, dict) and "frames" in d:
             return "mimickit"
         if isinstance(d, dict) and "dof_pos" in d:
@@ -458,7 +441,7 @@ def save_clip(clip: Clip, path, robot=None, fmt: str | None = None) -> Path:
     if fmt == "npz":
         if path.suffix != ".npz":
             raise MotionError(f"{path}: npz output needs a .npz suffix")
-        return _atomic_write(path, clip.save_npz)
+        return clip.save_npz(path)
     if fmt == "mimickit":
         return write_mimickit_pkl(clip, path, robot)
     if fmt == "gmr":

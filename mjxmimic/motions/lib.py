@@ -23,7 +23,7 @@ Conventions (MimicKit's motion_lib):
   (clamp) or the first one (wrap). Angular velocity is in the world frame.
 - Body positions/orientations (``body_pos``/``body_rot``) are indexed by MuJoCo body id
   (row 0 is the world body), so ``f.body_pos[..., robot.key_body_ids, :]`` works. They are
-  computed once at load with MuJoCo C ``mj_kinematics`` at every frame and interpolated;
+  computed once at load (:func:`mjxmimic.motions.fk.body_poses`, MuJoCo C) at every frame and interpolated;
   :func:`sample_mjx` computes them in-graph with MJX kinematics instead (see
   benchmarks/motionlib.py for the speed comparison).
 """
@@ -34,15 +34,15 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 from flax import struct
 
 from mjxmimic import math as rmath
-from mjxmimic.motions.clip import Clip, MotionError
+from mjxmimic.motions.clip import Clip, MotionError, resample
+from mjxmimic.motions.fk import body_poses
 
 __all__ = ["MotionLib", "MotionFrame", "build_motion_lib", "load_motion_lib", "sample", "sample_mjx",
-           "sample_motions", "sample_times", "motion_phase", "motion_length", "body_fk"]
+           "sample_motions", "sample_times", "motion_phase"]
 
 
 @struct.dataclass
@@ -112,19 +112,6 @@ class MotionLib:
 # ---------------------------------------------------------------------------------------
 # building
 # ---------------------------------------------------------------------------------------
-def body_fk(robot, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MuJoCo C forward kinematics at each row of qpos [T, nq] -> xpos [T, nbody, 3], xquat [T, nbody, 4]."""
-    m = robot.model
-    d = mujoco.MjData(m)
-    xpos = np.empty((len(qpos), m.nbody, 3))
-    xquat = np.empty((len(qpos), m.nbody, 4))
-    for i, q in enumerate(qpos):
-        d.qpos[:] = q
-        mujoco.mj_kinematics(m, d)
-        xpos[i], xquat[i] = d.xpos, d.xquat
-    return xpos, xquat
-
-
 def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | None = None,
                      fk_min_fps: float | None = None) -> MotionLib:
     """Stack ``clips`` (mapped to ``robot.joint_names``) into a :class:`MotionLib`.
@@ -150,12 +137,11 @@ def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | No
     for c in clips:
         c = c.for_robot(robot.joint_names)
         if fk_min_fps and c.fps < fk_min_fps and c.num_frames > 1:
-            from mjxmimic.motions.clean import resample
             c = resample(c, c.fps * int(np.ceil(fk_min_fps / c.fps - 1e-9)))
         rot = c.root_rot / np.linalg.norm(c.root_rot, axis=-1, keepdims=True)
         c = c.replace(root_rot=rot)
         v, av, jv = c.velocities()
-        xpos, xquat = body_fk(robot, c.qpos(robot))
+        xpos, xquat = body_poses(robot.model, c.qpos(robot))
         for k, a in (("root_pos", c.root_pos), ("root_rot", rot), ("root_vel", v), ("root_ang_vel", av),
                      ("joint_pos", c.joint_pos), ("joint_vel", jv), ("body_pos", xpos), ("body_rot", xquat)):
             per[k].append(np.asarray(a, np.float64))
@@ -199,10 +185,6 @@ def load_motion_lib(source, robot, weights: Sequence[float] | None = None, fk_mi
 # ---------------------------------------------------------------------------------------
 # sampling (pure JAX)
 # ---------------------------------------------------------------------------------------
-def motion_length(lib: MotionLib, motion_ids) -> jax.Array:
-    return lib.length[motion_ids]
-
-
 def motion_phase(lib: MotionLib, motion_ids, times) -> jax.Array:
     """Phase in [0, 1]: wrapped for looping clips, clipped for the others."""
     length = jnp.maximum(lib.length[motion_ids], 1e-6)

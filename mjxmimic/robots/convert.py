@@ -13,13 +13,13 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
+from mjxmimic.io_util import atomic_write
 from mjxmimic.robots.spec import REPO_ROOT, RobotSpec, RobotSpecError, load_spec, spec_path
 
 # Collision bits: a pair collides when (contype_a & conaffinity_b) | (contype_b & conaffinity_a).
@@ -211,18 +211,6 @@ def to_xml(robot: RobotSpec, urdf: Path | None = None, meshes_dir: Path | None =
     return header + xml
 
 
-def _atomic_write(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def license_text(robot: RobotSpec) -> str | None:
     if robot.license is None or not robot.license.exists():
         return None
@@ -235,9 +223,9 @@ def convert(robot: RobotSpec, out: Path, urdf: Path | None = None, meshes_dir: P
     out = Path(out)
     xml = to_xml(robot, urdf, meshes_dir, out_dir=out.parent.resolve())
     lic = license_text(robot)
-    _atomic_write(out, xml)
+    atomic_write(out, xml)
     if lic is not None:
-        _atomic_write(out.parent / "LICENSE", lic)
+        atomic_write(out.parent / "LICENSE", lic)
     return out
 
 

@@ -1,7 +1,7 @@
 """AMASS motions through an SMPL / SMPL-H body model (joint positions only, numpy).
 
     bm = BodyModel.load("smplh/neutral/model.npz")      # a licensed model file (none is shipped)
-    src = load_amass("CMU/01/01_01_poses.npz", bm)      # -> retarget.Source (z up, metres)
+    src = load_amass("CMU/01/01_01_poses.npz", bm)      # -> source.Source (z up, metres)
 
 The body model gives the rest joints for the subject's shape,
 ``J = J_regressor @ (v_template + shapedirs @ betas)``; the pose (axis-angle per joint,
@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from mjxmimic.motions.clip import MotionError
+from mjxmimic.motions.io import read_pickle
+from mjxmimic.tools.source import SMPL_JOINTS, Source
 
 __all__ = ["BodyModel", "load_amass", "axis_angle_to_mat", "joint_positions"]
 
@@ -60,9 +62,8 @@ class BodyModel:
             except Exception as e:
                 raise MotionError(f"{path}: not a readable body model .npz: {e}") from None
         elif path.suffix == ".pkl":
-            from mjxmimic.motions.io import _read_pickle
             try:
-                d = _read_pickle(path)
+                d = read_pickle(path)
             except MotionError as e:
                 raise MotionError(f"{e} (original SMPL .pkl files hold chumpy objects: convert the model to "
                                   f".npz with plain arrays)") from None
@@ -132,11 +133,10 @@ def joint_positions(model: BodyModel, poses: np.ndarray, trans: np.ndarray, beta
 
 
 def load_amass(path, body_model):
-    """An AMASS motion .npz as a :class:`mjxmimic.motions.retarget.Source`.
+    """An AMASS motion .npz as a :class:`mjxmimic.tools.source.Source`.
 
     ``body_model``: a :class:`BodyModel`, a model file, or an AMASS-style model folder
     (``<gender>/model.npz``; the motion's ``gender`` picks it)."""
-    from mjxmimic.motions.retarget import SMPL_JOINTS, Source
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -1,7 +1,7 @@
 """Physical plausibility of a reference clip on a robot (numpy + MuJoCo C kinematics).
 
     rep = check_clip(clip, robot)          # -> Plausibility; rep.ok, rep.failures, rep.as_dict()
-    python -m mjxmimic.motions.plausibility motions/k1/*.npz --robot k1
+    python -m mjxmimic.tools.plausibility motions/k1/*.npz --robot k1
 
 Measures (all on the robot's own collision geometry, ``robot.collision_geom_ids``):
 
@@ -40,6 +40,7 @@ import mujoco
 import numpy as np
 
 from mjxmimic.motions.clip import Clip
+from mjxmimic.motions.fk import frame_kinematics
 from mjxmimic.robots.geometry import geom_min_z
 
 __all__ = ["Limits", "Plausibility", "check_clip", "velocity_limits", "kinematics", "multibody_zmp",
@@ -121,18 +122,8 @@ def velocity_limits(robot) -> np.ndarray | None:
 # ---------------------------------------------------------------------------------------
 def kinematics(robot, qpos: np.ndarray) -> dict:
     """MuJoCo C kinematics per frame: xipos [T,nb,3], ximat [T,nb,3,3], geom_xpos, geom_xmat."""
-    m, d = robot.model, mujoco.MjData(robot.model)
-    T = len(qpos)
-    out = {k: np.empty((T,) + s) for k, s in (("xipos", (m.nbody, 3)), ("ximat", (m.nbody, 9)),
-                                               ("geom_xpos", (m.ngeom, 3)), ("geom_xmat", (m.ngeom, 9)))}
-    for i, q in enumerate(qpos):
-        d.qpos[:] = q
-        mujoco.mj_kinematics(m, d)
-        for k in out:
-            out[k][i] = getattr(d, k)
-    out["ximat"] = out["ximat"].reshape(T, m.nbody, 3, 3)
-    out["geom_xmat"] = out["geom_xmat"].reshape(T, m.ngeom, 3, 3)
-    return out
+    keys = ("xipos", "ximat", "geom_xpos", "geom_xmat")
+    return dict(zip(keys, frame_kinematics(robot.model, qpos, keys)))
 
 
 def _box_corners(size, xpos, xmat):
@@ -373,7 +364,7 @@ def format_table(reps) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mjxmimic.motions.plausibility", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mjxmimic.tools.plausibility", description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", help="motion files (.npz, MimicKit .pkl, ...)")
     ap.add_argument("--robot", required=True)
     ap.add_argument("--contact-height", type=float, default=Limits.contact_height)

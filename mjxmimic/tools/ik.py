@@ -44,10 +44,11 @@ import mujoco
 import numpy as np
 
 from mjxmimic import math as rmath
+from mjxmimic.motions.fk import frame_kinematics
 from mjxmimic.robots.geometry import geom_min_z
 
 __all__ = ["TreeFK", "Keypoint", "Targets", "IKConfig", "IKResult", "keypoints", "solve_ik", "lock_stance",
-           "contact_phases", "forward_points"]
+           "contact_phases", "forward_points", "quat_mat_np"]
 
 _BUCKET = 64
 _FREE, _HINGE = int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_HINGE)
@@ -164,35 +165,28 @@ def lock_stance(pos: np.ndarray, rot: np.ndarray | None, contact: np.ndarray, fl
 def forward_points(robot, qpos: np.ndarray, kps: Sequence[Keypoint]):
     """Keypoint positions [T, K, 3] and frame orientations [T, K, 4] (MuJoCo C)."""
     m = robot.model
-    d = mujoco.MjData(m)
-    qpos = np.atleast_2d(qpos)
-    pos = np.zeros((len(qpos), len(kps), 3))
-    rot = np.zeros((len(qpos), len(kps), 4))
+    xpos, xmat, xquat, xipos = frame_kinematics(m, qpos, ("xpos", "xmat", "xquat", "xipos"))
+    pos = np.zeros((len(xpos), len(kps), 3))
+    rot = np.zeros((len(xpos), len(kps), 4))
     mass = m.body_mass[1:]
-    for t, q in enumerate(qpos):
-        d.qpos[:] = q
-        mujoco.mj_kinematics(m, d)
+    for t in range(len(xpos)):
         for k, kp in enumerate(kps):
             if kp.body < 0:
-                pos[t, k] = (mass[:, None] * d.xipos[1:]).sum(0) / mass.sum()
+                pos[t, k] = (mass[:, None] * xipos[t, 1:]).sum(0) / mass.sum()
                 rot[t, k] = (1, 0, 0, 0)
             else:
-                pos[t, k] = d.xpos[kp.body] + d.xmat[kp.body].reshape(3, 3) @ np.asarray(kp.offset)
-                mujoco.mju_mulQuat(rot[t, k], d.xquat[kp.body], np.asarray(kp.quat, np.float64))
+                pos[t, k] = xpos[t, kp.body] + xmat[t, kp.body] @ np.asarray(kp.offset)
+                mujoco.mju_mulQuat(rot[t, k], xquat[t, kp.body], np.asarray(kp.quat, np.float64))
     return pos, rot
 
 
 def _penetration(robot, qpos: np.ndarray) -> np.ndarray:
     """[T] depth (m, >= 0) of the lowest collision-geom point below z = 0 (MuJoCo C kinematics)."""
-    m, d = robot.model, mujoco.MjData(robot.model)
+    m = robot.model
     g = np.asarray(robot.collision_geom_ids)
-    gp, gm = np.empty((len(qpos), len(g), 3)), np.empty((len(qpos), len(g), 3, 3))
-    for t, q in enumerate(qpos):
-        d.qpos[:] = q
-        mujoco.mj_kinematics(m, d)
-        gp[t], gm[t] = d.geom_xpos[g], d.geom_xmat[g].reshape(-1, 3, 3)
+    gp, gm = frame_kinematics(m, qpos, ("geom_xpos", "geom_xmat"))
     with jax.enable_x64(True):
-        z = np.asarray(geom_min_z(m.geom_type[g], m.geom_size[g], jnp.asarray(gp), jnp.asarray(gm)))
+        z = np.asarray(geom_min_z(m.geom_type[g], m.geom_size[g], jnp.asarray(gp[:, g]), jnp.asarray(gm[:, g])))
     return np.maximum(-z.min(-1), 0.0)
 
 
@@ -205,7 +199,8 @@ def _check_robot(robot):
         raise ValueError(f"robot {robot.name}: IK needs a free root joint followed by the actuated hinges only")
 
 
-def _quat_mat_np(q) -> np.ndarray:
+def quat_mat_np(q) -> np.ndarray:
+    """Rotation matrices [..., 3, 3] of (not necessarily unit) wxyz quaternions, float64."""
     q = np.asarray(q, np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     with jax.enable_x64(True):
@@ -219,7 +214,9 @@ class TreeFK:
     Same numbers as ``mjx.kinematics`` (tests/test_reference_motions.py checks it), but a
     much smaller XLA program: rotation matrices, bodies processed a tree level at a time,
     vectorised, gathers only. jacfwd through mjx.kinematics takes about a minute to compile
-    on a 2-core CPU, through this a few seconds. ``IKConfig(backend="mjx")`` uses mjx.kinematics."""
+    on a 2-core CPU, through this a few seconds. ``IKConfig(backend="mjx")`` uses mjx.kinematics.
+    Host-side FK of given frames (no Jacobians) is :func:`mjxmimic.motions.fk.frame_kinematics`;
+    this one exists because the IK differentiates through it in JAX."""
 
     def __init__(self, m: mujoco.MjModel):
         self.nbody, self.ngeom = m.nbody, m.ngeom
@@ -247,13 +244,13 @@ class TreeFK:
             row = {b: i for i, b in enumerate(order)}
             self.levels.append(dict(
                 parent=np.array([row[p] for p in m.body_parentid[bs]]), pos=m.body_pos[bs].copy(),
-                rot=_quat_mat_np(m.body_quat[bs]), adr=np.where(has, m.jnt_qposadr[jid], 0),
+                rot=quat_mat_np(m.body_quat[bs]), adr=np.where(has, m.jnt_qposadr[jid], 0),
                 has=has.astype(np.float64), K=kx, K2=kx @ kx, jpos=m.jnt_pos[jid] * has[:, None]))
             order += bs.tolist()
         self.row_of_body = np.argsort(np.array(order))
         self.ipos = m.body_ipos.copy()
         self.geom_body, self.geom_pos = m.geom_bodyid.copy(), m.geom_pos.copy()
-        self.geom_rot = _quat_mat_np(m.geom_quat)
+        self.geom_rot = quat_mat_np(m.geom_quat)
 
     def __call__(self, qpos):
         """qpos [nq] -> dict xpos [nb,3], xmat [nb,3,3], xipos [nb,3], geom_xpos [ng,3], geom_xmat [ng,3,3]."""
@@ -306,7 +303,7 @@ def _solver(robot_name: str, kps: tuple[Keypoint, ...], num_segments: int, cfg: 
     kb = np.array([max(k.body, 0) for k in kps])
     is_com = np.array([k.body < 0 for k in kps])
     koff = np.array([k.offset for k in kps], np.float64)
-    krot = _quat_mat_np(np.array([k.quat for k in kps], np.float64))
+    krot = quat_mat_np(np.array([k.quat for k in kps], np.float64))
     mass = m_np.body_mass.copy()
     mass[0] = 0.0
     g = np.asarray(robot.collision_geom_ids)
@@ -489,7 +486,7 @@ def solve_ik(robot, kps: Sequence[Keypoint], targets: Targets, init_qpos: np.nda
     rot_fill = np.zeros((K, 4))
     rot_fill[:, 0] = 1
     tg = {"pos": padf(targets.pos, 0.0), "w_pos": padf(targets.w_pos, 0.0),
-          "rot": _quat_mat_np(padf(targets.rot, rot_fill)),
+          "rot": quat_mat_np(padf(targets.rot, rot_fill)),
           "w_rot": padf(targets.w_rot, 0.0), "posture": padf(posture, robot.default_joint_pos),
           "w_post": padf(w_post, 1.0)}
     q0 = init_qpos[:, 3:7] / np.linalg.norm(init_qpos[:, 3:7], axis=-1, keepdims=True)
@@ -510,7 +507,7 @@ def solve_ik(robot, kps: Sequence[Keypoint], targets: Targets, init_qpos: np.nda
     # errors with MuJoCo C (a second XLA program for them would cost seconds of compile time)
     pos, rot = forward_points(robot, qpos, kps)
     pe = np.linalg.norm(pos - targets.pos, axis=-1)
-    R, Rt = _quat_mat_np(rot), _quat_mat_np(targets.rot)
+    R, Rt = quat_mat_np(rot), quat_mat_np(targets.rot)
     chord = np.linalg.norm((R - Rt).reshape(T, K, 9), axis=-1) / np.sqrt(8.0)
     re = 2.0 * np.arcsin(np.clip(chord, 0.0, 1.0))
     pen = _penetration(robot, qpos)
