@@ -152,6 +152,10 @@ def test_obs_sizes(g1, k1):
     np.testing.assert_allclose(0.5 * (env.action_low + env.action_high), g1.default_joint_pos, atol=1e-6)
     with pytest.raises(ValueError, match="start"):
         TrackingConfig(start="random")
+    from mjxmimic.envs.registry import make_env
+    k1_env, k1_params, _ = make_env("k1_track", {"env.num_envs": 1})
+    assert k1_env.actor_obs_size == 2 * 22 + 15 + 3 * 22 and k1_env.obs_size == 2 * 125 + 9 * 13
+    assert k1_env.model.opt.timestep == 0.005 and int(jnp.sum(k1_params.num_bins)) == len(k1_params.bin_weights)
 
 
 @pytest.mark.parametrize("name", ["g1", "k1"])
@@ -237,6 +241,7 @@ def test_real_clip_on_reference_and_clip_end(walk_env):
         assert np.all(np.asarray(s1.metrics[k]) > 0.8), k
     assert np.all(np.asarray(s1.reward) > 0.75 * rmax) and np.all(np.asarray(s1.reward) <= rmax + 1e-6)
     np.testing.assert_array_equal(s1.metrics["r_action_rate"], 0.0)
+    assert all(f"r_{k}" in s1.metrics for k in REWARD_TERMS)
     # The 0.1 s clamp clip ends at step 5: "resample" ends it as a truncation (not a failure).
     for _ in range(4):
         s1 = step(params, s1, zero)

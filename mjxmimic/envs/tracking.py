@@ -40,17 +40,17 @@ from flax import struct
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams
-from mjxmimic.envs.deepmimic import TRACKING_METRICS, compute_tracking_error
+from mjxmimic.envs.deepmimic import compute_tracking_error
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 
 __all__ = ["TrackingConfig", "TrackingParams", "TrackingEnv", "REWARD_TERMS", "EVAL_OVERRIDES", "OBS_NOISE",
            "relative_targets", "rot6d", "quat_from_euler_xyz", "exp_reward", "action_rate_penalty",
-           "joint_limit_penalty", "compute_terminations", "bin_weights", "ema_counts", "make_bins"]
+           "joint_limit_penalty", "compute_terminations", "bin_weights", "ema_counts", "make_bins",
+           "make_tracking_env"]
 
 REWARD_TERMS = ("anchor_pos", "anchor_ori", "body_pos", "body_ori", "body_lin_vel", "body_ang_vel",
                 "action_rate", "joint_limit", "undesired_contacts")
-EXTRA_METRICS = ("anchor_pos_err", "anchor_rot_err", "rel_body_pos_err", "ee_height_err")
 
 # Additive uniform observation noise U(-n, n) per actor term (BeyondMimic), times obs_noise_scale.
 OBS_NOISE = {"anchor_pos": 0.25, "anchor_ori": 0.05, "base_lin_vel": 0.5, "base_ang_vel": 0.2,
@@ -242,6 +242,14 @@ class TrackingEnv(CharEnv):
     sampled frame without a termination, and ending a truncated episode into a fresh reset
     is the closest our done/reset contract allows), ``"success"`` ends it as a success.
 
+    ``info["last_action"]`` is the policy's normalised action a = (target − q_default)/s,
+    as BeyondMimic observes and rate-penalises it (not the PD target in radians).
+
+    Metrics: ``r_<term>`` (the unweighted f of each reward term), deepmimic's
+    :data:`~mjxmimic.envs.deepmimic.TRACKING_METRICS` over the tracked bodies (key bodies =
+    end effectors; root-relative), the anchor-relative ``rel_body_pos_err`` (mean ‖p*−p‖),
+    ``anchor_pos_err``/``anchor_rot_err`` (world) and ``ee_height_err`` (max |z*−z|).
+
     "Undesired contacts": our robot models collide only the feet with the floor, so this
     counts the bodies other than ``ee_bodies`` with a collision geom lower than
     ``ground_contact_height`` (the char env's fall test), not bodies with contact forces.
@@ -250,10 +258,11 @@ class TrackingEnv(CharEnv):
     terminal_info_keys = ("fail_bin",)
 
     def __init__(self, cfg: TrackingConfig, robot=None, model=None):
+        """``model``: a scene model (as for CharEnv); ``cfg.sim_timestep`` replaces its timestep."""
         from mjxmimic.robots import load_robot
         robot = robot if robot is not None else load_robot(cfg.robot)
-        if model is None and cfg.sim_timestep is not None:
-            model = _with_timestep(robot.model, cfg.sim_timestep)
+        if cfg.sim_timestep is not None:
+            model = _with_timestep(robot.model if model is None else model, cfg.sim_timestep)
         super().__init__(cfg, robot, model)
         r = self.robot
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -526,5 +535,3 @@ def make_tracking_env(cfg: TrackingConfig, motion):
     env = TrackingEnv(cfg)
     return env, env.default_params(motion)
 
-
-assert set(TRACKING_METRICS).isdisjoint(EXTRA_METRICS)
