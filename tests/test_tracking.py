@@ -202,9 +202,9 @@ def test_invariant_to_world_yaw_and_translation(walk_env):
     info = {"last_action": jnp.asarray(rng.normal(size=29), jnp.float32), "noise_key": jax.random.PRNGKey(0)}
     rz, shift = _qz(1.1), jnp.array([3.0, -2.0, 0.0])
 
-    def obs(qp, qv, fr):
-        data = physics.set_state(params.model, qp, qv)
-        return env.build_obs(params, data, info, fr, jax.tree_util.tree_map(lambda x: x[:0], fr))
+    def obs(prm, qp, qv, fr):
+        data = physics.set_state(prm.model, qp, qv)
+        return env.build_obs(prm, data, info, fr, jax.tree_util.tree_map(lambda x: x[:0], fr))
 
     def move_frame(fr):
         return fr.replace(root_pos=rmath.quat_rotate(rz, fr.root_pos) + shift,
@@ -216,13 +216,23 @@ def test_invariant_to_world_yaw_and_translation(walk_env):
         rmath.quat_mul(rz, qpos[3:7]))
     qv2 = jnp.asarray(qvel).at[0:3].set(rmath.quat_rotate(rz, qvel[0:3]))  # body-frame ang vel unchanged
     f = jax.jit(obs)
-    o1 = f(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32), ref)
-    o2 = f(qp2.astype(jnp.float32), qv2.astype(jnp.float32), move_frame(ref))
+    o1 = f(params, jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32), ref)
+    o2 = f(params, qp2.astype(jnp.float32), qv2.astype(jnp.float32), move_frame(ref))
     assert o1.shape == (env.obs_size,)
     np.testing.assert_allclose(o1, o2, atol=2e-4)
     # ...while a yaw of the reference alone changes the anchor terms
-    o3 = f(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32), move_frame(ref))
+    o3 = f(params, jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32), move_frame(ref))
     assert np.max(np.abs(np.asarray(o3 - o1)[58:67])) > 0.1
+    # Noise: the actor part only, within U(-n, n) per term; the critic's copy stays clean.
+    A = env.actor_obs_size
+    np.testing.assert_allclose(o1[:A], o1[A:2 * A])
+    o4 = np.asarray(f(params.replace(obs_noise_scale=jnp.float32(1.0)), jnp.asarray(qpos, jnp.float32),
+                      jnp.asarray(qvel, jnp.float32), ref))
+    np.testing.assert_array_equal(o4[A:], np.asarray(o1)[A:])
+    d = np.abs(o4[:A] - np.asarray(o1)[:A])
+    n = np.concatenate([np.zeros(58), np.full(3, 0.25), np.full(6, 0.05), np.full(3, 0.5), np.full(3, 0.2),
+                        np.full(29, 0.01), np.full(29, 0.5), np.zeros(29)])
+    assert np.all(d <= n + 1e-5) and np.all(d[n > 0] > 0) and d[n > 0].mean() > 0.3 * n[n > 0].mean()
 
 
 def test_real_clip_on_reference_and_clip_end(walk_env):
