@@ -373,3 +373,11 @@ def _register_amp_envs():
 
 
 _register_amp_envs()
+
+
+def _register_tracking_env():
+    from mjxmimic.envs.tracking import TrackingConfig, make_tracking_env
+    register_env("tracking", TrackingConfig, make_tracking_env, needs_motion=True)
+
+
+_register_tracking_env()
