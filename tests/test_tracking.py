@@ -135,6 +135,10 @@ def test_curriculum_moves_starts_to_failing_bins(g1, multi_lib):
     # uniform / first-frame starts ignore the curriculum
     uni = TrackingEnv(TrackingConfig(robot="g1", start="uniform"), robot=g1)
     assert uni.curriculum_apply(params, cs) is params
+    _, _, info = jax.jit(jax.vmap(uni.initial_state, in_axes=(None, 0)))(
+        uni.default_params(multi_lib), jax.random.split(jax.random.PRNGKey(2), 256))
+    counts = np.bincount(np.asarray(info["fail_bin"]), minlength=7)   # expected 32 per bin of a, 43 of b
+    assert counts.min() > 15 and abs(int(np.sum(np.asarray(info["motion_id"]) == 1)) - 128) < 40
 
 
 # --------------------------------------------------------------------------------- the env
