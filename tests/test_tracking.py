@@ -135,6 +135,10 @@ def test_curriculum_moves_starts_to_failing_bins(g1, multi_lib):
     # uniform / first-frame starts ignore the curriculum
     uni = TrackingEnv(TrackingConfig(robot="g1", start="uniform"), robot=g1)
     assert uni.curriculum_apply(params, cs) is params
+    _, _, info = jax.jit(jax.vmap(uni.initial_state, in_axes=(None, 0)))(
+        uni.default_params(multi_lib), jax.random.split(jax.random.PRNGKey(2), 256))
+    counts = np.bincount(np.asarray(info["fail_bin"]), minlength=7)   # expected 32 per bin of a, 43 of b
+    assert counts.min() > 15 and abs(int(np.sum(np.asarray(info["motion_id"]) == 1)) - 128) < 40
 
 
 # --------------------------------------------------------------------------------- the env
@@ -284,3 +288,25 @@ def test_eval_overrides_and_tiny_training_run():
     for k in ["reward_mean", "critic_loss", "actor_loss", "env/r_body_pos", "env/anchor_pos_err"]:
         assert np.isfinite(m[k]), k
     assert int(ts.iteration) == 2
+
+
+def test_reset_noise_ranges(g1):
+    env = TrackingEnv(TrackingConfig(robot="g1", reset_noise_scale=1.0), robot=g1)
+    params = env.default_params(build_motion_lib([synth_clip(g1, "wrap", seconds=1.0)], g1))
+    qpos = jnp.asarray(g1.default_qpos, jnp.float32)
+    qvel = jnp.zeros(g1.model.nv, jnp.float32).at[6:].set(0.3)
+    qp, qv = jax.jit(jax.vmap(env.reset_noise, in_axes=(None, None, None, 0)))(
+        params, qpos, qvel, jax.random.split(jax.random.PRNGKey(0), 512))
+    dp = np.abs(np.asarray(qp[:, :3] - qpos[:3])).max(0)
+    assert np.all(dp <= [0.05, 0.05, 0.01]) and np.all(dp > [0.04, 0.04, 0.008])
+    np.testing.assert_allclose(np.linalg.norm(qp[:, 3:7], axis=-1), 1.0, atol=1e-5)
+    yaw = np.abs(np.asarray(rmath.heading(qp[:, 3:7])))
+    assert yaw.max() <= 0.2 + 1e-4 and yaw.max() > 0.15
+    jp = np.asarray(qp[:, g1.qpos_idx])
+    assert np.all(jp >= env.soft_low - 1e-6) and np.all(jp <= env.soft_high + 1e-6)
+    assert np.abs(jp - g1.default_joint_pos).max() <= 0.1 + 1e-5
+    dv = np.abs(np.asarray(qv[:, :6])).max(0)
+    assert np.all(dv <= [0.5, 0.5, 0.2, 0.52, 0.52, 0.78]) and np.all(dv > 0.8 * np.array([0.5, 0.5, 0.2, 0.52, 0.52, 0.78]))
+    np.testing.assert_array_equal(qv[:, 6:], np.float32(0.3))                # joint velocities stay the reference's
+    zero = env.reset_noise(params.replace(reset_noise_scale=jnp.float32(0.0)), qpos, qvel, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(zero[0], qpos, atol=1e-6)

@@ -370,10 +370,8 @@ class TrackingEnv(CharEnv):
             mid = mlib.sample_motions(lib, k_m, 1)[0].astype(jnp.int32)
             t = jnp.zeros((), jnp.float32)
         else:
-            w = params.bin_weights if c.start == "adaptive" else bin_weights(
-                jnp.zeros_like(params.bin_weights), params.bin_start, params.num_bins, params.bin_motion,
-                lib.weights, 1.0, 1, 1.0)
-            b = jax.random.categorical(k_bin, jnp.log(jnp.maximum(w, 1e-30)))
+            # "uniform" keeps default_params' weights (no failures: a clip by weight, then uniform time).
+            b = jax.random.categorical(k_bin, jnp.log(jnp.maximum(params.bin_weights, 1e-30)))
             mid = params.bin_motion[b]
             i = (b - params.bin_start[mid]).astype(jnp.float32)
             t = (i + jax.random.uniform(k_u)) / params.num_bins[mid] * lib.length[mid]
