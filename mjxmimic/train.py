@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from mjxmimic.envs.registry import ConfigError, apply_overrides, load_config, make_env, parse_overrides
-from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
+from mjxmimic.paths import IN_CHECKOUT, REPO_ROOT
 
 CPU_NUM_ENVS = 64
 

@@ -12,7 +12,7 @@ from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.io import load_dataset
 from mjxmimic.motions.plausibility import check_clip, support_margin, velocity_limits
 from mjxmimic.robots import load_robot
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 
 MOTIONS = REPO_ROOT / "motions"
 CLIPS = ["stand", "walk", "walk_fast", "turn_left", "turn_right", "side_step_left", "side_step_right",

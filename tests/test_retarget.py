@@ -8,7 +8,7 @@ import pytest
 
 from mjxmimic.motions import bvh, retarget, smpl
 from mjxmimic.motions.clip import Clip, MotionError
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 
 SHARED_G1 = REPO_ROOT.parent / "shared" / "motions" / "mimickit_g1"
 

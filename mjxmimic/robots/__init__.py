@@ -17,7 +17,8 @@ import mujoco
 import numpy as np
 
 from mjxmimic.robots.geometry import geom_min_z
-from mjxmimic.robots.spec import ROBOTS_DIR, RobotSpec, RobotSpecError, load_spec, spec_path
+from mjxmimic.paths import ROBOTS_DIR
+from mjxmimic.robots.spec import RobotSpec, RobotSpecError, load_spec, spec_path
 
 __all__ = ["Robot", "load_robot", "available_robots", "RobotSpecError"]
 
