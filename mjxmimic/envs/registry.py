@@ -3,8 +3,10 @@
     env, params, agent_cfg = make_env("g1_walk", {"env.num_envs": 1024, "agent.actor_lr": 5e-5})
     trainer = make_trainer(env, params, agent_cfg)          # mjxmimic.learning
 
-A config file has two sections::
+A config file has two sections, a one-line description and, optionally, a base::
 
+    description: "DeepMimic: G1 tracks a walking clip"   # shown by list_configs / train --list-envs
+    defaults: _deepmimic       # a base config: configs/_deepmimic.yaml (or beside this file)
     env:
       name: deepmimic          # env kind (see ENV_KINDS / register_env)
       robot: g1
@@ -14,6 +16,12 @@ A config file has two sections::
     agent:
       name: ppo                # learner config class (see AGENT_KINDS)
       ...                      # fields of that class (PPOConfig / AMPConfig)
+
+Inheritance: ``defaults: <name>`` merges the named base under this file (recursively:
+mappings merge key by key, the child's value wins, lists are replaced whole); a base may
+itself have ``defaults:``. Bases are the files named ``_*.yaml``; :func:`list_configs`
+leaves them out. :func:`read_config` returns the merged, self-contained mapping (no
+``defaults:`` key), which is what a run directory should save.
 
 ``name_or_path``: a path to a YAML file, or a name resolved to ``configs/<name>.yaml``
 in the repo. Relative paths inside a config (motion_file) are relative to the repo
