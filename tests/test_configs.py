@@ -15,6 +15,7 @@ import yaml
 
 from mjxmimic.envs import registry
 from mjxmimic.envs.registry import ConfigError, list_configs, load_config
+from mjxmimic import paths
 from mjxmimic.paths import CONFIGS_DIR, REPO_ROOT
 
 SNAPSHOT = Path(__file__).parent / "data" / "resolved_configs.json"
@@ -109,6 +110,15 @@ def test_fully_resolved_file_loads_without_defaults(tmp_path):
     assert "defaults" not in merged and merged["description"]
     p = _write(tmp_path, "config.yaml", merged)
     assert _jsonable(resolved(p)) == _jsonable(resolved("k1_kick"))
+
+
+def test_paths_in_a_checkout():
+    assert paths.IN_CHECKOUT and (REPO_ROOT / "pyproject.toml").is_file()
+    assert (paths.ROBOTS_DIR / "k1" / "robot.yaml").is_file() and (paths.MOTIONS_DIR / "k1").is_dir()
+    assert (CONFIGS_DIR / "k1_kick.yaml").is_file()
+    assert paths.default_runs_dir() == REPO_ROOT / "runs"
+    beside = REPO_ROOT.parent / "shared"
+    assert paths.shared_dir() == (beside if beside.is_dir() else None)
 
 
 if __name__ == "__main__":

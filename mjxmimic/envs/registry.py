@@ -43,6 +43,7 @@ overrides the class default of that field key by key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -69,7 +70,7 @@ class EnvKind:
     """How to build one kind of env from its config section.
 
     config_cls: frozen dataclass of the env's static settings.
-    build: (config, motion_lib or None, robot) -> (env, params).
+    build: (config, motion_lib or None) -> (env, params).
     needs_motion: whether ``motion_file`` is required.
     """
 
@@ -78,19 +79,14 @@ class EnvKind:
     needs_motion: bool = True
 
 
-def _build_char(cfg: CharConfig, motion):
-    env = CharEnv(cfg)
-    return env, env.default_params(motion)
-
-
-def _build_deepmimic(cfg: DeepMimicConfig, motion):
-    env = DeepMimicEnv(cfg)
+def _build(cfg, motion, env_cls):
+    env = env_cls(cfg)
     return env, env.default_params(motion)
 
 
 ENV_KINDS: dict[str, EnvKind] = {
-    "char": EnvKind(CharConfig, _build_char, needs_motion=False),
-    "deepmimic": EnvKind(DeepMimicConfig, _build_deepmimic, needs_motion=True),
+    "char": EnvKind(CharConfig, functools.partial(_build, env_cls=CharEnv), needs_motion=False),
+    "deepmimic": EnvKind(DeepMimicConfig, functools.partial(_build, env_cls=DeepMimicEnv), needs_motion=True),
 }
 
 
@@ -437,13 +433,12 @@ def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
 # ---------------------------------------------------------------------------------------
 def _register_amp_envs():
     from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, make_amp_env
-    from mjxmimic.envs.kick import KickConfig, make_kick_env
+    from mjxmimic.envs.kick import KickConfig, KickEnv
     from mjxmimic.envs.tasks import LocationConfig, LocationEnv, SteeringConfig, SteeringEnv
 
-    register_env("amp", AMPEnvConfig, lambda c, m: make_amp_env(c, m, AMPEnv), needs_motion=False)
-    register_env("steering", SteeringConfig, lambda c, m: make_amp_env(c, m, SteeringEnv), needs_motion=False)
-    register_env("location", LocationConfig, lambda c, m: make_amp_env(c, m, LocationEnv), needs_motion=False)
-    register_env("kick", KickConfig, make_kick_env, needs_motion=False)
+    for name, config_cls, env_cls in (("amp", AMPEnvConfig, AMPEnv), ("steering", SteeringConfig, SteeringEnv),
+                                      ("location", LocationConfig, LocationEnv), ("kick", KickConfig, KickEnv)):
+        register_env(name, config_cls, functools.partial(make_amp_env, env_cls=env_cls), needs_motion=False)
 
 
 _register_amp_envs()

@@ -50,11 +50,6 @@ class Robot:
         return len(self.joint_names)
 
     @property
-    def num_bodies(self) -> int:
-        """Bodies excluding the world."""
-        return self.model.nbody - 1
-
-    @property
     def key_bodies(self) -> tuple[str, ...]:
         return self.spec.key_bodies
 

@@ -10,6 +10,8 @@ import yaml
 
 from mjxmimic.paths import REPO_ROOT, ROBOTS_DIR
 
+__all__ = ["RobotSpecError", "JointSpec", "GeomSpec", "SiteSpec", "RobotSpec", "load_spec", "spec_path"]
+
 
 class RobotSpecError(ValueError):
     """A robot spec or its source files are malformed or inconsistent."""
