@@ -24,7 +24,7 @@ from mjxmimic import math as rmath
 from mjxmimic.motions.io import load_clip
 from mjxmimic.robots import load_robot
 from mjxmimic.robots.geometry import geom_min_z
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "motions" / "mimickit_g1"
 CONTROL_DT = 1.0 / 30.0

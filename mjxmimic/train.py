@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from mjxmimic.envs.registry import ConfigError, apply_overrides, load_config, make_env, parse_overrides
-from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
+from mjxmimic.envs.registry import ConfigError, apply_overrides, load_config, make_env, parse_overrides, read_config
+from mjxmimic.paths import IN_CHECKOUT, REPO_ROOT
 
 CPU_NUM_ENVS = 64
 
@@ -35,9 +35,10 @@ _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("episode_success_
 
 
 def _resolved_config(env_name: str, overrides: dict) -> dict:
-    """The config file's YAML with overrides applied (validated by load_config)."""
+    """The config file's mapping, its defaults merged in (self-contained), with overrides applied
+    (validated by load_config)."""
     c = load_config(env_name, overrides)
-    return apply_overrides(yaml.safe_load(Path(c["path"]).read_text()), overrides)
+    return apply_overrides(read_config(c["path"]), overrides)
 
 
 def _make_trainer(env, params, agent_cfg, mesh=None):

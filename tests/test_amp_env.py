@@ -221,3 +221,14 @@ def test_task_obs_heading_invariance():
     np.testing.assert_allclose(np.asarray(a1), np.asarray(a2), atol=1e-5)
     np.testing.assert_allclose(np.asarray(b1), np.asarray(b2), atol=1e-5)
     assert float(jnp.max(jnp.abs(location_obs(pos, rot, R(tar)) - a1))) > 0.1  # not trivially constant
+
+
+def test_one_episode_template():
+    """reset/step are CharEnv's alone; AMP, task and kick envs only fill its hooks."""
+    from mjxmimic.envs.char import CharEnv
+    from mjxmimic.envs.deepmimic import DeepMimicEnv
+    from mjxmimic.envs.kick import KickEnv
+    from mjxmimic.envs.tasks import LocationEnv
+    for cls in (DeepMimicEnv, AMPEnv, SteeringEnv, LocationEnv, KickEnv):
+        assert cls.reset is CharEnv.reset and cls.step is CharEnv.step, cls.__name__
+    assert not CharEnv.task_key and AMPEnv.task_key and KickEnv.task_key

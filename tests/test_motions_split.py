@@ -12,7 +12,7 @@ import pytest
 
 from mjxmimic.io_util import atomic_write
 from mjxmimic.motions.fk import body_poses, frame_kinematics
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 
 OLD_CLI = ("mjxmimic.motions.author", "mjxmimic.motions.clean", "mjxmimic.motions.retarget")
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import yaml
 from mjxmimic.motions.clip import Clip
 from mjxmimic.motions.io import load_dataset
 from mjxmimic.robots import load_robot
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 from mjxmimic.tools import author, ik
 from mjxmimic.tools.plausibility import check_clip, support_margin, velocity_limits
 

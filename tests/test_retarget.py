@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mjxmimic.motions.clip import Clip, MotionError
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import REPO_ROOT
 from mjxmimic.tools import bvh, retarget, smpl
 
 SHARED_G1 = REPO_ROOT.parent / "shared" / "motions" / "mimickit_g1"

@@ -11,7 +11,8 @@ from mujoco import mjx
 
 from mjxmimic import math as rmath
 from mjxmimic.robots import convert, load_robot
-from mjxmimic.robots.spec import REPO_ROOT, RobotSpecError, load_spec
+from mjxmimic.paths import REPO_ROOT
+from mjxmimic.robots.spec import RobotSpecError, load_spec
 
 SHARED = REPO_ROOT.parent / "shared" / "robots"
 VENDOR = {"k1": SHARED / "booster_k1" / "K1_22dof.xml", "g1": SHARED / "unitree_g1" / "g1_mocap_29dof.xml"}

@@ -26,8 +26,10 @@ at t0 - k*dt, MimicKit ``_reset_disc_hist``), early termination on falls (a non-
 body touching the ground), timeout. The env reward is the task reward (0 for plain AMP);
 the learner adds the style reward. There is no tracking reward.
 
-Task envs (tasks.py, kick.py) subclass :class:`AMPEnv` and override the task hooks
-``task_obs_size``, :meth:`AMPEnv.task_init`, :meth:`AMPEnv.task_obs`,
+The episode template is CharEnv's ``reset``/``step``; AMPEnv fills its hooks (``init_info``
+and ``post_physics`` keep the disc history, ``evaluate_step`` runs the task). Task envs
+(tasks.py, kick.py) subclass :class:`AMPEnv` and override the task hooks
+``task_obs_size``, :meth:`~mjxmimic.envs.char.CharEnv.task_init`, :meth:`AMPEnv.task_obs`,
 :meth:`AMPEnv.task_step` and ``task_metric_names``.
 """
 from __future__ import annotations
@@ -42,18 +44,14 @@ import numpy as np
 from mujoco import mjx
 
 from mjxmimic import math as rmath
-from mjxmimic.envs import physics
-from mjxmimic.envs.char import TERM_METRICS, CharConfig, CharEnv, CharParams, auto_reset, joint_rotations
-from mjxmimic.envs.core import EnvState
+from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, joint_rotations
 from mjxmimic.envs.deepmimic import compute_tar_obs
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
+from mjxmimic.paths import REPO_ROOT
 
-__all__ = ["AMPEnvConfig", "AMPEnv", "disc_obs", "disc_obs_frame_size", "history_fill", "history_push",
-           "demo_history", "load_style_motions", "AMP_FIELDS"]
-
-# The MotionFrame fields the disc obs reads; the history keeps only these (+ key bodies).
-AMP_FIELDS = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "joint_pos", "joint_vel")
+__all__ = ["AMPEnvConfig", "AMPEnv", "make_amp_env", "disc_obs", "disc_obs_frame_size", "history_fill",
+           "history_push", "demo_history", "load_style_motions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +143,6 @@ def load_style_motions(files, robot, weights=None) -> MotionLib:
     """One MotionLib from several clips / dataset YAMLs (paths relative to the repo root);
     dataset ``i`` gets total sampling weight ``weights[i]`` (default 1 each)."""
     from mjxmimic.motions.io import load_clip, load_dataset
-    from mjxmimic.robots.spec import REPO_ROOT
     if isinstance(robot, str):
         from mjxmimic.robots import load_robot
         robot = load_robot(robot)
@@ -175,7 +172,7 @@ def load_style_motions(files, robot, weights=None) -> MotionLib:
 # ---------------------------------------------------------------------------------------
 class AMPEnv(CharEnv):
     """AMP character env (no task). Static attributes beyond CharEnv's: ``disc_obs_size``,
-    ``num_disc_obs_steps``, ``task_obs_size``, ``metric_names``."""
+    ``num_disc_obs_steps``, ``task_obs_size``."""
 
     terminal_info_keys = ("disc_obs",)
     task_metric_names: tuple = ()
@@ -188,13 +185,9 @@ class AMPEnv(CharEnv):
             j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
         object.__setattr__(self, "obs_size", self.char_obs_size() + self.task_obs_size)
 
-    # ---- task hooks (none for plain AMP) -----------------------------------------------
+    # ---- task hooks (none for plain AMP; task_init is CharEnv's) ---------------------------
+    task_key = True
     task_obs_size: int = 0
-
-    def task_init(self, params, key, qpos, qvel, info: dict):
-        """A new episode's task: (qpos, qvel, info) with the task entries added to ``info``
-        and scene objects placed in qpos/qvel (kick: the ball). The robot's root is qpos[0:7]."""
-        return qpos, qvel, info
 
     def task_obs(self, params, data: mjx.Data, frame: MotionFrame, info: dict) -> jax.Array:
         return jnp.zeros((0,), jnp.float32)
@@ -203,10 +196,6 @@ class AMPEnv(CharEnv):
         """After the physics of a step: (task reward, failed, succeeded, metrics, info).
         Runs before the observation, so a target changed here is observed at once."""
         return jnp.zeros((), jnp.float32), jnp.zeros((), bool), jnp.zeros((), bool), {}, info
-
-    @property
-    def metric_names(self) -> tuple:
-        return tuple(self.task_metric_names) + TERM_METRICS
 
     # ---- disc obs ---------------------------------------------------------------------
     def hist_frame(self, frame: MotionFrame) -> MotionFrame:
@@ -229,68 +218,44 @@ class AMPEnv(CharEnv):
         t0 = mlib.sample_times(params.motion, k_t, ids)
         return self.disc_obs(self.demo_history(params, ids, t0))
 
-    # ---- episodes ---------------------------------------------------------------------
+    # ---- episode hooks (CharEnv's reset/step template) ------------------------------------
     def observation(self, params, data, info):
         frame = self.char_frame(data)
         return jnp.concatenate([self.char_obs(frame), self.task_obs(params, data, frame, info)], axis=-1)
 
     def evaluate(self, params, data, info):
-        """Used by ``reset`` only (obs and the metric keys); ``step`` is overridden."""
+        """A state's obs with zero reward and task metrics (what ``reset`` reads: the obs and
+        the metric keys); a step's task terms come from :meth:`evaluate_step`."""
         z = jnp.zeros((), jnp.float32)
         return (self.observation(params, data, info), z, jnp.zeros((), bool), jnp.zeros((), bool),
                 {k: z for k in self.task_metric_names})
 
-    def reset(self, params: CharParams, key):
-        k_init, k_task, key = jax.random.split(key, 3)
-        qpos, qvel, info = self.initial_state(params, k_init)
-        qpos, qvel, info = self.task_init(params, k_task, qpos, qvel, info)
-        data = physics.set_state(params.model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
+    def init_info(self, params, data, info):
+        """The disc history of a new episode: the reference clip at t0 - k*dt (MimicKit
+        ``_reset_disc_hist``), or the initial state repeated without a MotionLib."""
         if params.motion is not None:
             hist = self.demo_history(params, info["motion_id"], info["motion_time0"])
         else:
             hist = history_fill(self.hist_frame(self.char_frame(data)), self.num_disc_obs_steps)
-        info["amp_hist"] = hist
-        info["disc_obs"] = self.disc_obs(hist)
-        obs = self.observation(params, data, info)
-        z = jnp.zeros((), jnp.float32)
-        return EnvState(physics=data, obs=obs, terminal_obs=obs, reward=z, done=jnp.zeros((), bool),
-                        truncated=jnp.zeros((), bool), metrics={k: z for k in self.metric_names}, info=info,
-                        key=key)
+        return {**info, "amp_hist": hist, "disc_obs": self.disc_obs(hist)}
 
-    def step(self, params: CharParams, state, action):
-        key, k_task = jax.random.split(state.key)
-        data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
-        info = {**state.info, "step": state.info["step"] + 1}
-        unstable = physics.is_unstable(data, self.cfg.max_qvel)
-        frame = self.char_frame(data)
-        hist = history_push(info["amp_hist"], self.hist_frame(frame))
-        d_obs = self.disc_obs(hist)
+    def post_physics(self, params, prev_data, data, info, unstable):
+        hist = history_push(info["amp_hist"], self.hist_frame(self.char_frame(data)))
         # NaN guard: an unstable step must not feed non-finite samples to the discriminator.
-        info["amp_hist"] = hist
-        info["disc_obs"] = jnp.where(unstable, state.info["disc_obs"], d_obs)
-        reward, task_failed, succeeded, metrics, info = self.task_step(params, k_task, state.physics, data, frame,
-                                                                       info)
-        obs = self.observation(params, data, info)
-        timeout = info["step"] >= self.max_episode_steps
-        failed = (self.has_fallen(params, data, info) | task_failed) & ~unstable
-        succeeded = succeeded & ~failed & ~unstable
-        truncated = timeout & ~failed & ~succeeded
-        truncated = truncated | (succeeded & self.success_bootstrap)
-        done = failed | succeeded | timeout
-        metrics = {k: jnp.asarray(metrics[k], jnp.float32) for k in self.task_metric_names}
-        metrics.update(term_fail=failed.astype(jnp.float32), term_success=succeeded.astype(jnp.float32),
-                       term_timeout=(timeout & ~failed & ~succeeded & ~unstable).astype(jnp.float32))
-        return auto_reset(self, params, state.replace(key=key), data, obs, jnp.asarray(reward, jnp.float32), done,
-                          truncated, metrics, info, unstable=unstable, keep_info_keys=self.terminal_info_keys)
+        return {**info, "amp_hist": hist, "disc_obs": jnp.where(unstable, info["disc_obs"], self.disc_obs(hist))}
 
-    # Success ends the episode; when True it is treated like a timeout by the learner (the
-    # value of the final state is bootstrapped), so ending early costs no future reward.
-    success_bootstrap: bool = False
+    def evaluate_step(self, params, key, prev_data, data, info):
+        frame = self.char_frame(data)
+        reward, task_failed, succeeded, metrics, info = self.task_step(params, key, prev_data, data, frame, info)
+        obs = self.observation(params, data, info)
+        failed = self.has_fallen(params, data, info) | task_failed
+        return obs, reward, failed, succeeded, {k: metrics[k] for k in self.task_metric_names}, info
 
 
 def make_amp_env(cfg: AMPEnvConfig, motion: Optional[MotionLib] = None, env_cls=AMPEnv, **kw):
     """(env, params) for a config: ``motion`` (from the config's motion_file) or, without it,
-    the style datasets of ``cfg.motion_files``."""
+    the style datasets of ``cfg.motion_files``. The one builder of every AMP env (plain, steering,
+    location, kick): ``env_cls`` picks the kind."""
     env = env_cls(cfg, **kw)
     if motion is None and cfg.motion_files:
         motion = load_style_motions(cfg.motion_files, env.robot, cfg.motion_file_weights)

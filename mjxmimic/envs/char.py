@@ -24,11 +24,18 @@ Building blocks (all pure; reuse them rather than re-deriving):
   * :meth:`CharEnv.initial_state` -- reference-state init (random clip/time) or default pose.
   * :func:`auto_reset` -- the post-step EnvState with auto-reset, terminal obs and NaN guard.
 
-Subclasses override :meth:`CharEnv.observation` (obs of a state), :meth:`CharEnv.evaluate`
-(obs, reward, failed, succeeded, metrics after a step) and :meth:`CharEnv.initial_state`,
-and may add per-episode entries to ``info`` (``CharEnv.init_info``) or keys of ``info``
-that must keep their *pre-reset* value on the returned state (``terminal_info_keys``,
-e.g. AMP's ``disc_obs``).
+:meth:`CharEnv.reset` and :meth:`CharEnv.step` are the one episode template of every
+character env; subclasses override hooks, never reset/step:
+  * :meth:`~CharEnv.initial_state` (qpos, qvel, info of a new episode), ``task_init`` (a
+    task's targets and scene objects; called with its own key when ``task_key``),
+    :meth:`~CharEnv.init_info` (info entries that need the physics state, e.g. AMP's history);
+  * :meth:`~CharEnv.observation` (obs of a state), :meth:`~CharEnv.evaluate` (obs, reward,
+    failed, succeeded, metrics of a state after a step; at reset it gives the obs and the
+    metric keys), :meth:`~CharEnv.post_physics` (info right after the physics of a step),
+    :meth:`~CharEnv.evaluate_step` (when a step's evaluation needs the previous state or
+    changes ``info``; default: ``evaluate``);
+  * ``terminal_info_keys`` (keys of ``info`` that keep their *pre-reset* value on the
+    returned state, e.g. AMP's ``disc_obs``) and ``success_bootstrap``.
 
 Time: ``info["step"]`` counts control steps since reset; the motion time is
 ``info["motion_time0"] + step * control_dt`` (MimicKit's time buffer + time offset).
@@ -338,30 +345,71 @@ class CharEnv:
         obs = self.observation(params, data, info)
         return obs, jnp.ones((), jnp.float32), self.has_fallen(params, data, info), jnp.zeros((), bool), {}
 
-    # ---- contract ---------------------------------------------------------------------
+    # Reset and every step draw one extra key for the task (targets, ball) when True (the
+    # AMP envs); per class, so the random draws of every env stay what they were.
+    task_key: bool = False
+    # Success ends the episode; when True it is treated like a timeout by the learner (the
+    # value of the final state is bootstrapped), so ending early costs no future reward.
+    success_bootstrap: bool = False
+
+    def task_init(self, params: CharParams, key, qpos, qvel, info: dict):
+        """A new episode's task (called by ``reset`` when ``task_key``): (qpos, qvel, info) with
+        task entries added to ``info`` and scene objects placed in qpos/qvel (kick: the ball).
+        The robot's root is qpos[0:7]."""
+        return qpos, qvel, info
+
+    def init_info(self, params: CharParams, data: mjx.Data, info: dict) -> dict:
+        """``info`` of a new episode once its physics state exists (AMP: the disc history)."""
+        return info
+
+    def post_physics(self, params: CharParams, prev_data: mjx.Data, data: mjx.Data, info: dict,
+                     unstable: jax.Array) -> dict:
+        """``info`` right after a step's physics, before it is evaluated (AMP: the disc history);
+        ``unstable``: the NaN guard fired on this step."""
+        return info
+
+    def evaluate_step(self, params: CharParams, key, prev_data: mjx.Data, data: mjx.Data, info: dict):
+        """After a step: (obs, reward, failed, succeeded, metrics, info). ``key``: the task key
+        (None unless ``task_key``). Default: :meth:`evaluate` of the new state, info unchanged;
+        envs whose step needs the previous state or changes ``info`` override this."""
+        return (*self.evaluate(params, data, info), info)
+
+    # ---- contract: the one reset/step of every character env ----------------------------
     def reset(self, params: CharParams, key) -> EnvState:
-        k_init, key = jax.random.split(key)
-        qpos, qvel, info = self.initial_state(params, k_init)
+        keys = jax.random.split(key, 3 if self.task_key else 2)
+        qpos, qvel, info = self.initial_state(params, keys[0])
+        if self.task_key:
+            qpos, qvel, info = self.task_init(params, keys[1], qpos, qvel, info)
         data = physics.set_state(params.model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
+        info = self.init_info(params, data, info)
+        # evaluate() gives the obs and the metric keys (its other outputs mean nothing at reset).
         obs, _, _, _, metrics = jax.tree_util.tree_map(jnp.asarray, self.evaluate(params, data, info))
         metrics = {k: jnp.zeros((), jnp.float32) for k in metrics}
         metrics.update({k: jnp.zeros((), jnp.float32) for k in TERM_METRICS})
         return EnvState(physics=data, obs=obs, terminal_obs=obs, reward=jnp.zeros((), jnp.float32),
                         done=jnp.zeros((), bool), truncated=jnp.zeros((), bool), metrics=metrics, info=info,
-                        key=key)
+                        key=keys[-1])
 
     def step(self, params: CharParams, state: EnvState, action) -> EnvState:
+        k_task = None
+        if self.task_key:
+            key, k_task = jax.random.split(state.key)
+            state = state.replace(key=key)
         data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
         info = {**state.info, "step": state.info["step"] + 1}
         unstable = physics.is_unstable(data, self.cfg.max_qvel)
-        obs, reward, failed, succeeded, metrics = self.evaluate(params, data, info)
+        info = self.post_physics(params, state.physics, data, info, unstable)
+        obs, reward, failed, succeeded, metrics, info = self.evaluate_step(params, k_task, state.physics, data, info)
         timeout = info["step"] >= self.max_episode_steps
         failed = failed & ~unstable
         succeeded = succeeded & ~failed & ~unstable
         truncated = timeout & ~failed & ~succeeded
+        term_timeout = truncated & ~unstable
+        if self.success_bootstrap:
+            truncated = truncated | succeeded
         done = failed | succeeded | timeout
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
         metrics.update(term_fail=failed.astype(jnp.float32), term_success=succeeded.astype(jnp.float32),
-                       term_timeout=(truncated & ~unstable).astype(jnp.float32))
+                       term_timeout=term_timeout.astype(jnp.float32))
         return auto_reset(self, params, state, data, obs, jnp.asarray(reward, jnp.float32), done, truncated,
                           metrics, info, unstable=unstable, keep_info_keys=self.terminal_info_keys)

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+__all__ = ["EnvState", "Env", "select_tree", "raw_key", "LAPACK_SPLIT_FLOPS", "cpu_env_chunk", "vmap_envs", "env_chunk"]
+
 
 @struct.dataclass
 class EnvState:

@@ -1,8 +1,8 @@
 """Ball kick: an AMP task env in which the robot walks to a soccer ball and kicks it into
 a target area.
 
-    env, params = make_kick_env(KickConfig(robot="k1", motion_files=("motions/k1/locomotion.yaml",
-                                                                     "motions/k1/kick.yaml")))
+    env, params = make_amp_env(KickConfig(robot="k1", motion_files=("motions/k1/locomotion.yaml",
+                                                                    "motions/k1/kick.yaml")), env_cls=KickEnv)
 
 Scene: the robot plus a free ball (mjxmimic.envs.scene; RoboCup KidSize FIFA size-1 ball,
 rolling/torsional friction against the floor, contacts with the feet and shins only).
@@ -39,18 +39,15 @@ ending step). :func:`kick_episode_stats` turns the means into per-episode number
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 
 from mjxmimic import math as rmath
-from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, load_style_motions
+from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig
 from mjxmimic.envs.scene import BallConfig, build_ball_scene
 from mjxmimic.envs.tasks import location_reward, to_heading_frame
-from mjxmimic.motions.lib import MotionLib
 
-__all__ = ["KickConfig", "KickEnv", "kick_obs", "kick_reward", "kick_episode_stats", "make_kick_env",
+__all__ = ["KickConfig", "KickEnv", "kick_obs", "kick_reward", "kick_episode_stats",
            "sample_ball_and_target", "KICK_REWARD_TERMS"]
 
 KICK_REWARD_TERMS = ("approach", "ball_vel", "ball_pos")
@@ -161,9 +158,12 @@ def kick_episode_stats(metrics: dict) -> dict:
 # the env
 # ---------------------------------------------------------------------------------------
 class KickEnv(AMPEnv):
+    """The AMP env on the robot + ball scene with the kick task hooks (build it with
+    :func:`mjxmimic.envs.amp.make_amp_env`, ``env_cls=KickEnv``)."""
+
     task_obs_size = 8
     task_metric_names = ("success", "fall", "ball_target_dist", "ball_speed", "time_to_success",
-                         "final_ball_target_dist", "r_approach", "r_ball_vel", "r_ball_pos")
+                         "final_ball_target_dist") + tuple(f"r_{k}" for k in KICK_REWARD_TERMS)
 
     def __init__(self, cfg: KickConfig, robot=None):
         if robot is None:
@@ -212,13 +212,3 @@ class KickEnv(AMPEnv):
                    "final_ball_target_dist": jnp.where(ended, d_bt, 0.0),
                    **{f"r_{k}": v for k, v in terms.items()}}
         return r, jnp.zeros((), bool), success, metrics, info
-
-
-def make_kick_env(cfg: KickConfig, motion: Optional[MotionLib] = None):
-    """(env, params): style motions from ``motion`` or ``cfg.motion_files``."""
-    env = KickEnv(cfg)
-    if motion is None and cfg.motion_files:
-        motion = load_style_motions(cfg.motion_files, env.robot, cfg.motion_file_weights)
-    if motion is None:
-        raise ValueError("KickEnv needs style motions: set motion_file or motion_files")
-    return env, env.default_params(motion)

@@ -21,6 +21,8 @@ from mujoco import mjx
 from mjxmimic import math as rmath
 from mjxmimic.robots.geometry import geom_min_z
 
+__all__ = ["num_substeps", "set_state", "pd_step", "is_unstable", "root_state", "geoms_min_z"]
+
 
 def num_substeps(sim_timestep: float, control_dt: float) -> int:
     """Physics steps per control step; control_dt must be a whole multiple of the sim step."""
@@ -76,11 +78,6 @@ def root_state(data: mjx.Data):
     vel = data.qvel[0:3]
     ang_vel = rmath.quat_rotate(rot, data.qvel[3:6])
     return pos, rot, vel, ang_vel
-
-
-def root_qvel(root_rot, root_vel, root_ang_vel) -> jax.Array:
-    """Free-joint qvel[0:6] from world linear/angular velocities."""
-    return jnp.concatenate([root_vel, rmath.quat_rotate_inv(root_rot, root_ang_vel)], axis=-1)
 
 
 def geoms_min_z(model_geom_type: np.ndarray, model_geom_size: np.ndarray, data: mjx.Data,

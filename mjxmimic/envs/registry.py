@@ -3,8 +3,10 @@
     env, params, agent_cfg = make_env("g1_walk", {"env.num_envs": 1024, "agent.actor_lr": 5e-5})
     trainer = make_trainer(env, params, agent_cfg)          # mjxmimic.learning
 
-A config file has two sections::
+A config file has two sections, a one-line description and, optionally, a base::
 
+    description: "DeepMimic: G1 tracks a walking clip"   # shown by list_configs / train --list-envs
+    defaults: _deepmimic       # a base config: configs/_deepmimic.yaml (or beside this file)
     env:
       name: deepmimic          # env kind (see ENV_KINDS / register_env)
       robot: g1
@@ -14,6 +16,12 @@ A config file has two sections::
     agent:
       name: ppo                # learner config class (see AGENT_KINDS)
       ...                      # fields of that class (PPOConfig / AMPConfig)
+
+Inheritance: ``defaults: <name>`` merges the named base under this file (recursively:
+mappings merge key by key, the child's value wins, lists are replaced whole); a base may
+itself have ``defaults:``. Bases are the files named ``_*.yaml``; :func:`list_configs`
+leaves them out. :func:`read_config` returns the merged, self-contained mapping (no
+``defaults:`` key), which is what a run directory should save.
 
 ``name_or_path``: a path to a YAML file, or a name resolved to ``configs/<name>.yaml``
 in the repo. Relative paths inside a config (motion_file) are relative to the repo
@@ -35,6 +43,7 @@ overrides the class default of that field key by key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -43,12 +52,13 @@ import yaml
 
 from mjxmimic.envs.char import CharConfig, CharEnv
 from mjxmimic.envs.deepmimic import DeepMimicConfig, DeepMimicEnv
-from mjxmimic.robots.spec import REPO_ROOT
+from mjxmimic.paths import CONFIGS_DIR, REPO_ROOT
 
-__all__ = ["ConfigError", "make_env", "load_config", "register_env", "register_agent", "parse_overrides",
-           "ENV_KINDS", "AGENT_KINDS", "CONFIGS_DIR", "EnvKind", "resolve_path", "apply_overrides"]
+__all__ = ["ConfigError", "make_env", "load_config", "read_config", "list_configs", "register_env",
+           "register_agent", "parse_overrides", "ENV_KINDS", "AGENT_KINDS", "CONFIGS_DIR", "EnvKind",
+           "resolve_path", "apply_overrides"]
 
-CONFIGS_DIR = REPO_ROOT / "configs"
+_TOP_KEYS = ("defaults", "description", "env", "agent")
 
 
 class ConfigError(ValueError):
@@ -60,7 +70,7 @@ class EnvKind:
     """How to build one kind of env from its config section.
 
     config_cls: frozen dataclass of the env's static settings.
-    build: (config, motion_lib or None, robot) -> (env, params).
+    build: (config, motion_lib or None) -> (env, params).
     needs_motion: whether ``motion_file`` is required.
     """
 
@@ -69,19 +79,14 @@ class EnvKind:
     needs_motion: bool = True
 
 
-def _build_char(cfg: CharConfig, motion):
-    env = CharEnv(cfg)
-    return env, env.default_params(motion)
-
-
-def _build_deepmimic(cfg: DeepMimicConfig, motion):
-    env = DeepMimicEnv(cfg)
+def _build(cfg, motion, env_cls):
+    env = env_cls(cfg)
     return env, env.default_params(motion)
 
 
 ENV_KINDS: dict[str, EnvKind] = {
-    "char": EnvKind(CharConfig, _build_char, needs_motion=False),
-    "deepmimic": EnvKind(DeepMimicConfig, _build_deepmimic, needs_motion=True),
+    "char": EnvKind(CharConfig, functools.partial(_build, env_cls=CharEnv), needs_motion=False),
+    "deepmimic": EnvKind(DeepMimicConfig, functools.partial(_build, env_cls=DeepMimicEnv), needs_motion=True),
 }
 
 
@@ -217,6 +222,10 @@ def resolve_path(p: str, config_path: Optional[Path]) -> Path:
     raise ConfigError(f"{config_path or '<config>'}: file '{p}' not found (tried {', '.join(map(str, tried))})")
 
 
+def _runnable(p: Path) -> bool:
+    return not p.stem.startswith("_")   # _<name>.yaml: a base config, only used through ``defaults:``
+
+
 def _config_file(name_or_path) -> Path:
     p = Path(name_or_path)
     if p.suffix.lower() in (".yaml", ".yml") or p.exists():
@@ -225,9 +234,75 @@ def _config_file(name_or_path) -> Path:
         return p
     f = CONFIGS_DIR / f"{name_or_path}.yaml"
     if not f.exists():
-        known = sorted(x.stem for x in CONFIGS_DIR.glob("*.yaml")) if CONFIGS_DIR.exists() else []
+        known = [n for n, _ in list_configs()] if CONFIGS_DIR.exists() else []
         raise ConfigError(f"no config named '{name_or_path}' (looked for {f}); known: {known}")
     return f
+
+
+def _defaults_file(name, child: Path) -> Path:
+    """A ``defaults:`` value: a name (``_amp``: ``<child's folder>/_amp.yaml``, else
+    ``configs/_amp.yaml``) or a path ending in .yaml (relative to the child's folder)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{child}: 'defaults' must be the name of a base config, got {name!r}")
+    p = Path(name)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        tried = [p if p.is_absolute() else child.parent / p]
+    else:
+        tried = [child.parent / f"{name}.yaml", CONFIGS_DIR / f"{name}.yaml"]
+    for t in tried:
+        if t.exists():
+            return t
+    raise ConfigError(f"{child}: defaults '{name}' not found (tried {', '.join(map(str, tried))})")
+
+
+def _merge(base: Mapping, child: Mapping) -> dict:
+    """Recursive mapping merge: the child's value wins; mappings merge key by key, anything
+    else (lists included) is replaced whole."""
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def _read_chain(path: Path, seen: tuple) -> tuple[dict, tuple]:
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'defaults' loop through {' -> '.join(str(p) for p in seen + (path.resolve(),))}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'env' and 'agent' sections")
+    unknown = set(raw) - set(_TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected {list(_TOP_KEYS)}")
+    desc = raw.get("description")
+    if desc is not None and (not isinstance(desc, str) or "\n" in desc.strip()):
+        raise ConfigError(f"{path}: 'description' must be one line of text")
+    for sec in ("env", "agent"):
+        if raw.get(sec) is not None and not isinstance(raw[sec], dict):
+            raise ConfigError(f"{path}: '{sec}' must be a mapping")
+    if "defaults" not in raw:
+        return raw, (path,)
+    base, chain = _read_chain(_defaults_file(raw.pop("defaults"), path), seen + (path.resolve(),))
+    return _merge(base, raw), (path,) + chain
+
+
+def read_config(name_or_path) -> dict:
+    """A config file's mapping with its ``defaults:`` chain merged in (recursively, the
+    child's values winning) and the ``defaults`` key gone: a self-contained config, what a
+    run directory saves. Not validated; :func:`load_config` does that."""
+    return _read_chain(_config_file(name_or_path), ())[0]
+
+
+def list_configs() -> list[tuple[str, str]]:
+    """(name, description) of every runnable config in ``configs/`` (base files, named
+    ``_*.yaml``, left out), sorted by name."""
+    out = []
+    for p in sorted(CONFIGS_DIR.glob("*.yaml")):
+        if _runnable(p):
+            out.append((p.stem, str(read_config(p).get("description") or "").strip()))
+    return out
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -271,16 +346,11 @@ def apply_overrides(raw: dict, overrides: Mapping[str, Any]) -> dict:
 def load_config(name_or_path, overrides: Optional[Mapping[str, Any]] = None) -> dict:
     """Read, override and validate a config; returns {'path', 'kind', 'env_cfg', 'motion_file',
     'num_envs', 'agent_cfg'} without building anything heavy."""
-    path = _config_file(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'env' and 'agent' sections")
-    unknown = set(raw) - {"env", "agent"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'env' and 'agent'")
+    file = _config_file(name_or_path)
+    raw, chain = _read_chain(file, ())
+    # Errors name the file and, for an inheriting config, the files its values came from.
+    path = file if len(chain) == 1 else f"{file} (defaults: {', '.join(p.name for p in chain[1:])})"
+    raw = {k: v for k, v in raw.items() if k in ("env", "agent")}
     raw = apply_overrides(raw, overrides)
     env_raw, agent_raw = raw.get("env"), raw.get("agent", {}) or {}
     if not isinstance(env_raw, dict):
@@ -299,7 +369,7 @@ def load_config(name_or_path, overrides: Optional[Mapping[str, Any]] = None) -> 
         raise ConfigError(f"{path}: env.num_envs must be >= 1")
     motion_file = env_raw.get("motion_file")
     if motion_file is not None:
-        motion_file = resolve_path(_coerce(motion_file, str, f"{path}: env.motion_file"), path)
+        motion_file = resolve_path(_coerce(motion_file, str, f"{path}: env.motion_file"), file)
     elif kind.needs_motion:
         raise ConfigError(f"{path}: env.motion_file is required for env '{kind_name}'")
     jw = env_raw.get("joint_err_w")
@@ -326,7 +396,7 @@ def load_config(name_or_path, overrides: Optional[Mapping[str, Any]] = None) -> 
     agent_cls = agents[agent_name]
     agent_raw["num_envs"] = num_envs
     agent_cfg = _build_dataclass(agent_cls, agent_raw, f"{path}: agent")
-    return {"path": path, "kind": kind_name, "env_cfg": env_cfg, "motion_file": motion_file,
+    return {"path": file, "kind": kind_name, "env_cfg": env_cfg, "motion_file": motion_file,
             "num_envs": num_envs, "agent_cfg": agent_cfg}
 
 
@@ -363,13 +433,12 @@ def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
 # ---------------------------------------------------------------------------------------
 def _register_amp_envs():
     from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, make_amp_env
-    from mjxmimic.envs.kick import KickConfig, make_kick_env
+    from mjxmimic.envs.kick import KickConfig, KickEnv
     from mjxmimic.envs.tasks import LocationConfig, LocationEnv, SteeringConfig, SteeringEnv
 
-    register_env("amp", AMPEnvConfig, lambda c, m: make_amp_env(c, m, AMPEnv), needs_motion=False)
-    register_env("steering", SteeringConfig, lambda c, m: make_amp_env(c, m, SteeringEnv), needs_motion=False)
-    register_env("location", LocationConfig, lambda c, m: make_amp_env(c, m, LocationEnv), needs_motion=False)
-    register_env("kick", KickConfig, make_kick_env, needs_motion=False)
+    for name, config_cls, env_cls in (("amp", AMPEnvConfig, AMPEnv), ("steering", SteeringConfig, SteeringEnv),
+                                      ("location", LocationConfig, LocationEnv), ("kick", KickConfig, KickEnv)):
+        register_env(name, config_cls, functools.partial(make_amp_env, env_cls=env_cls), needs_motion=False)
 
 
 _register_amp_envs()

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 from mjxmimic import math as rmath
 from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig
 
-__all__ = ["SteeringConfig", "SteeringEnv", "LocationConfig", "LocationEnv", "to_heading_frame", "steering_obs", "steering_reward", "sample_steering_target",
-           "location_obs", "location_reward", "sample_location_target", "facing_dir"]
+__all__ = ["SteeringConfig", "SteeringEnv", "LocationConfig", "LocationEnv", "to_heading_frame", "steering_obs",
+           "steering_reward", "sample_steering_target", "location_obs", "location_reward", "sample_location_target",
+           "facing_dir"]
 
 
 def to_heading_frame(root_rot, v):

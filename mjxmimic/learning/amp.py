@@ -203,9 +203,3 @@ def make_amp_trainer(env, env_params, cfg: AMPConfig, donate: bool = False, mesh
         raise TypeError(f"AMP needs env attributes {missing} (and state.info['disc_obs'])")
     return make_trainer(env, env_params, cfg, extension=AMPExtension(env, cfg), donate=donate, mesh=mesh)
 
-
-def disc_logits(train_state, disc_obs, cfg: AMPConfig):
-    """Discriminator logits for raw disc obs under a train state (for analysis/plots)."""
-    ext: AMPState = train_state.ext
-    disc = Discriminator(tuple(cfg.disc_hidden), cfg.disc_init_output_scale)
-    return disc.apply(ext.disc_params, normlib.normalize(ext.disc_norm, disc_obs, cfg.disc_obs_clip))

@@ -17,7 +17,8 @@ import mujoco
 import numpy as np
 
 from mjxmimic.robots.geometry import geom_min_z
-from mjxmimic.robots.spec import ROBOTS_DIR, RobotSpec, RobotSpecError, load_spec, spec_path
+from mjxmimic.paths import ROBOTS_DIR
+from mjxmimic.robots.spec import RobotSpec, RobotSpecError, load_spec, spec_path
 
 __all__ = ["Robot", "load_robot", "available_robots", "RobotSpecError"]
 
@@ -47,11 +48,6 @@ class Robot:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
-
-    @property
-    def num_bodies(self) -> int:
-        """Bodies excluding the world."""
-        return self.model.nbody - 1
 
     @property
     def key_bodies(self) -> tuple[str, ...]:

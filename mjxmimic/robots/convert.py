@@ -20,7 +20,8 @@ import mujoco
 import numpy as np
 
 from mjxmimic.io_util import atomic_write
-from mjxmimic.robots.spec import REPO_ROOT, RobotSpec, RobotSpecError, load_spec, spec_path
+from mjxmimic.paths import REPO_ROOT
+from mjxmimic.robots.spec import RobotSpec, RobotSpecError, load_spec, spec_path
 
 # Collision bits: a pair collides when (contype_a & conaffinity_b) | (contype_b & conaffinity_a).
 # The floor touches only "floor" geoms (feet); other robot geoms touch only objects such

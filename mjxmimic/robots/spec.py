@@ -8,13 +8,9 @@ from typing import Any
 
 import yaml
 
-_SRC_ROOT = Path(__file__).resolve().parents[2]
-# A checkout (or editable install) has robots/, motions/ and configs/ at its top; a wheel
-# carries them in mjxmimic/assets/ (see pyproject.toml). Relative paths in specs and configs
-# resolve against this root either way.
-IN_CHECKOUT = (_SRC_ROOT / "pyproject.toml").exists() and (_SRC_ROOT / "robots").is_dir()
-REPO_ROOT = _SRC_ROOT if IN_CHECKOUT else Path(__file__).resolve().parents[1] / "assets"
-ROBOTS_DIR = REPO_ROOT / "robots"
+from mjxmimic.paths import REPO_ROOT, ROBOTS_DIR
+
+__all__ = ["RobotSpecError", "JointSpec", "GeomSpec", "SiteSpec", "RobotSpec", "load_spec", "spec_path"]
 
 
 class RobotSpecError(ValueError):
