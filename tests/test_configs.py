@@ -46,7 +46,7 @@ def test_resolved_values_unchanged(name):
 
 def test_snapshot_covers_every_runnable_config():
     assert sorted(json.loads(SNAPSHOT.read_text())) == runnable_names()
-    assert len(runnable_names()) == 10
+    assert {"k1_walk", "k1_kick", "g1_track", "k1_track"} <= set(runnable_names())
 
 
 def test_list_configs_names_and_descriptions():
