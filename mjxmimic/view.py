@@ -108,6 +108,7 @@ def clip_qpos(clips, robot, fps: float, loops: int = 1):
 
 
 def camera(mujoco, lookat, distance=3.0, azimuth=135.0, elevation=-15.0):
+    """A free ``mujoco.MjvCamera`` looking at ``lookat`` (m) from ``distance`` (m), angles in degrees."""
     cam = mujoco.MjvCamera()
     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
     cam.distance, cam.azimuth, cam.elevation = distance, azimuth, elevation
@@ -136,8 +137,7 @@ class MeshRenderer:
 
         import mujoco
         self._mj, self._visual, self._nq = mujoco, visual, visual.nq
-        if model.nq < visual.nq or model.nbody < visual.nbody or any(
-                model.body(i).name != visual.body(i).name for i in range(visual.nbody)):
+        if not self.fits(model, visual):
             raise ValueError("MeshRenderer: the model does not start with the robot's bodies and qpos")
         self._vdata = mujoco.MjData(visual)
         self._r = mujoco.Renderer(visual, height, width)
@@ -147,6 +147,12 @@ class MeshRenderer:
             self._extra = copy.copy(model)
             self._extra.geom_group[model.geom_bodyid < visual.nbody] = 5
             self._opt, self._pert = mujoco.MjvOption(), mujoco.MjvPerturb()
+
+    @staticmethod
+    def fits(model, visual) -> bool:
+        """Whether ``model`` starts with the visual model's bodies and qpos (the robot, then objects)."""
+        return model.nq >= visual.nq and model.nbody >= visual.nbody and all(
+            model.body(i).name == visual.body(i).name for i in range(visual.nbody))
 
     @property
     def scene(self):
@@ -188,6 +194,8 @@ def make_renderer(model, robot, height: int, width: int, meshes=None):
         visual = visual_model(robot.name, mesh_dir) if mesh_dir is not None else None
     except MeshError as e:
         visual, why = None, str(e)
+    if visual is not None and not MeshRenderer.fits(model, visual):
+        raise ValueError(f"make_renderer: the model does not start with {robot.name}'s bodies and qpos")
     try:
         if visual is not None:
             return MeshRenderer(model, visual, height, width)
@@ -211,13 +219,16 @@ class _CvWriter:
     @staticmethod
     def codecs_work(cv2, path: Path) -> str | None:
         """The first fourcc of avc1 (H.264), mp4v that this OpenCV build can write, or None."""
-        for cc in ("avc1", "mp4v"):
-            with _quiet_stderr():  # FFmpeg prints its failed encoder probes to fd 2
-                w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*cc), 30.0, (64, 64))
-            ok = w.isOpened()
-            w.release()
-            if ok:
-                return cc
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            for cc in ("avc1", "mp4v"):
+                with _quiet_stderr():  # FFmpeg prints its failed encoder probes to fd 2
+                    w = cv2.VideoWriter(str(Path(tmp) / f"probe{path.suffix}"), cv2.VideoWriter_fourcc(*cc),
+                                        30.0, (64, 64))
+                ok = w.isOpened()
+                w.release()
+                if ok:
+                    return cc
         return None
 
     def append_data(self, frame):
