@@ -188,11 +188,11 @@ def make_renderer(model, robot, height: int, width: int, meshes=None):
     ``$MJXMIMIC_MESHES``, then ``../shared/robots/<vendor>/meshes``)."""
     import mujoco
 
-    from mjxmimic.robots.visual import MeshError, find_meshes, visual_model
+    from mjxmimic.robots.visual import find_meshes, visual_model
     try:
         mesh_dir, why = find_meshes(robot, meshes)
         visual = visual_model(robot.name, mesh_dir) if mesh_dir is not None else None
-    except MeshError as e:
+    except ValueError as e:   # MeshError, or a robot without a spec in robots/ (RobotSpecError)
         visual, why = None, str(e)
     if visual is not None and not MeshRenderer.fits(model, visual):
         raise ValueError(f"make_renderer: the model does not start with {robot.name}'s bodies and qpos")

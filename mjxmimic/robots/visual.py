@@ -1,6 +1,6 @@
 """Render models with the vendors' meshes: the converter's visual-only mesh geoms, in memory.
 
-    mesh_dir = find_meshes(robot)              # --meshes DIR > $MJXMIMIC_MESHES > ../shared/robots/<vendor>/meshes
+    mesh_dir, why = find_meshes(robot)         # --meshes DIR > $MJXMIMIC_MESHES > ../shared/robots/<vendor>/meshes
     m = visual_model("k1", mesh_dir)           # same bodies, joints and qpos layout as robot.model
 
 The visual model is the converter's output with ``--meshes`` (:func:`convert.build_spec`): mesh
