@@ -68,33 +68,21 @@ def _add_target(mujoco, scene, pos, radius):
     scene.ngeom += 1
 
 
-def _writer(out: Path, fps: float):
-    """mp4 through imageio's ffmpeg plugin; a GIF (pillow) where ffmpeg is missing."""
-    import imageio.v2 as imageio
-    try:
-        return out, imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=8,
-                                       ffmpeg_log_level="error", format="FFMPEG")
-    except ImportError:
-        out = out.with_suffix(".gif")
-        print(f"warning: no ffmpeg (pip install imageio-ffmpeg); writing {out.name} instead", file=sys.stderr)
-        return out, imageio.get_writer(out, duration=1.0 / fps, loop=0)
-
-
 def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400,
            stills: int = 4, target=None) -> Path:
     """Video of the rollout (policy | reference), plus ``stills`` frames side by side in a PNG."""
     import imageio.v2 as imageio
     import mujoco
 
-    from mjxmimic.view import _camera
+    from mjxmimic.view import camera, make_renderer, video_writer
 
     panes = [(env.model, qpos)] + ([(env.robot.model, ref_qpos)] if with_reference else [])
-    rs = [(m, mujoco.MjData(m), mujoco.Renderer(m, height, width)) for m, _ in panes]
+    rs = [(m, mujoco.MjData(m), make_renderer(m, env.robot, height, width)) for m, _ in panes]
     root = env.robot.root_body_id
     look = None
     picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
     kept = []
-    tmp, w = _writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
+    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
     out = out.with_suffix(tmp.suffix)
     try:
         with w:
@@ -108,7 +96,7 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
                         if target is not None:  # keep robot, ball and target in view
                             aim[:2] = 0.5 * (aim[:2] + target[t][:2])
                         look = aim if look is None else look + 0.2 * (aim - look)
-                    r.update_scene(d, camera=_camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
+                    r.update_scene(d, camera=camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
                     if target is not None and m is env.model:
                         _add_target(mujoco, r.scene, target[t], getattr(env.cfg, "target_radius", 0.2))
                     frames.append(r.render())

@@ -6,10 +6,16 @@ CLIP is any file :func:`mjxmimic.motions.io.load_clip` reads, or a dataset YAML 
 play in sequence). Frames are sampled from a MotionLib exactly as training sees them
 (interpolation, wrap offsets of looping clips).
 
+The robot is drawn with the vendor's meshes when they are found (``--meshes DIR``, else
+``$MJXMIMIC_MESHES``, else ``../shared/robots/<vendor>/meshes`` beside a checkout; see
+:mod:`mjxmimic.robots.visual`), otherwise with its collision primitives.
+
 With ``--out`` (or when there is no display) the video is rendered offscreen with
-``mujoco.Renderer``. The OpenGL backend is picked before mujoco is imported: ``MUJOCO_GL``
-if set, else the first of egl, osmesa that can render here (probed in a subprocess);
-``glfw`` when a display exists and the interactive viewer is wanted. Headless machines
+``mujoco.Renderer`` and written next to the first clip (``walk.npz`` -> ``walk.mp4``), or
+under ``runs/view/`` for the package's own clips and read-only folders. The mp4 is encoded
+by imageio-ffmpeg, else OpenCV; without either, a GIF. The OpenGL backend is picked before
+mujoco is imported: ``MUJOCO_GL`` if set, else the first of egl, osmesa that can render here
+(probed in a subprocess); ``glfw`` when a display exists and the interactive viewer is wanted. Headless machines
 need one of the system packages ``libegl1`` (plus a Mesa/NVIDIA EGL driver, e.g.
 ``libegl-mesa0``) or ``libosmesa6``.
 """
@@ -23,7 +29,8 @@ import time
 import warnings
 from pathlib import Path
 
-__all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "render_video", "view_interactive", "main"]
+__all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "camera", "make_renderer", "MeshRenderer",
+           "video_writer", "default_out", "render_video", "view_interactive", "main"]
 
 _PROBE = ("import mujoco\n"
           "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><light pos=\"0 0 2\"/>"
@@ -100,7 +107,8 @@ def clip_qpos(clips, robot, fps: float, loops: int = 1):
     return out
 
 
-def _camera(mujoco, lookat, distance=3.0, azimuth=135.0, elevation=-15.0):
+def camera(mujoco, lookat, distance=3.0, azimuth=135.0, elevation=-15.0):
+    """A free ``mujoco.MjvCamera`` looking at ``lookat`` (m) from ``distance`` (m), angles in degrees."""
     cam = mujoco.MjvCamera()
     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
     cam.distance, cam.azimuth, cam.elevation = distance, azimuth, elevation
@@ -112,32 +120,217 @@ def _default_distance(robot) -> float:
     return max(1.5, 3.8 * float(robot.default_qpos[2]))  # ~3 m for G1, ~2 m for K1
 
 
-def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height: int = 480, loops: int = 1,
-                 distance: float | None = None) -> int:
-    """Render clips in sequence to an mp4 (needs a working MUJOCO_GL set before mujoco was
-    imported: see :func:`select_gl_backend`). Returns the number of frames written."""
+_NOTED: set[str] = set()
+
+
+class MeshRenderer:
+    """A ``mujoco.Renderer`` for a simulated model that draws the robot with its vendor meshes.
+
+    ``model`` is the robot's model or a scene that appends objects after it (the ball scene):
+    the robot's qpos (a prefix of the scene's) poses the visual model, and the appended bodies'
+    geoms are drawn from the simulated model and data. Same calls as ``mujoco.Renderer``:
+    ``update_scene(data, camera)`` with the simulated data (after ``mj_forward``), ``scene``,
+    ``render()``, ``close()``."""
+
+    def __init__(self, model, visual, height: int, width: int):
+        import copy
+
+        import mujoco
+        self._mj, self._visual, self._nq = mujoco, visual, visual.nq
+        if not self.fits(model, visual):
+            raise ValueError("MeshRenderer: the model does not start with the robot's bodies and qpos")
+        self._vdata = mujoco.MjData(visual)
+        self._r = mujoco.Renderer(visual, height, width)
+        self._extra = None
+        if model.nbody > visual.nbody:
+            # the appended objects only: hide the robot's and the world's geoms of a copy of the model
+            self._extra = copy.copy(model)
+            self._extra.geom_group[model.geom_bodyid < visual.nbody] = 5
+            self._opt, self._pert = mujoco.MjvOption(), mujoco.MjvPerturb()
+
+    @staticmethod
+    def fits(model, visual) -> bool:
+        """Whether ``model`` starts with the visual model's bodies and qpos (the robot, then objects)."""
+        return model.nq >= visual.nq and model.nbody >= visual.nbody and all(
+            model.body(i).name == visual.body(i).name for i in range(visual.nbody))
+
+    @property
+    def scene(self):
+        return self._r.scene
+
+    def update_scene(self, data, camera=-1, scene_option=None):
+        mj = self._mj
+        self._vdata.qpos[:] = data.qpos[: self._nq]
+        mj.mj_forward(self._visual, self._vdata)
+        self._r.update_scene(self._vdata, camera, scene_option)
+        if self._extra is not None:
+            mj.mjv_addGeoms(self._extra, data, self._opt, self._pert, mj.mjtCatBit.mjCAT_DYNAMIC, self._r.scene)
+
+    def render(self, *args, **kwargs):
+        return self._r.render(*args, **kwargs)
+
+    def close(self):
+        self._r.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_renderer(model, robot, height: int, width: int, meshes=None):
+    """A renderer for ``model`` (the robot's model or a scene appending objects after it):
+    a :class:`MeshRenderer` with the vendor meshes when they are found, else ``mujoco.Renderer``
+    (the collision primitives), saying so once per robot on stderr.
+
+    ``meshes``: a mesh folder, ``"none"``, or None to look for one (:func:`mjxmimic.robots.visual.find_meshes`:
+    ``$MJXMIMIC_MESHES``, then ``../shared/robots/<vendor>/meshes``)."""
+    import mujoco
+
+    from mjxmimic.robots.visual import find_meshes, visual_model
+    try:
+        mesh_dir, why = find_meshes(robot, meshes)
+        visual = visual_model(robot.name, mesh_dir) if mesh_dir is not None else None
+    except ValueError as e:   # MeshError, or a robot without a spec in robots/ (RobotSpecError)
+        visual, why = None, str(e)
+    if visual is not None and not MeshRenderer.fits(model, visual):
+        raise ValueError(f"make_renderer: the model does not start with {robot.name}'s bodies and qpos")
+    try:
+        if visual is not None:
+            return MeshRenderer(model, visual, height, width)
+        if robot.name not in _NOTED and not why.endswith("=none"):
+            _NOTED.add(robot.name)
+            print(f"note: drawing {robot.name}'s collision primitives, not its meshes: {why} "
+                  f"(set --meshes DIR or MJXMIMIC_MESHES)", file=sys.stderr)
+        return mujoco.Renderer(model, height, width)
+    except Exception as e:  # noqa: BLE001 - any GL failure gets the same advice
+        raise RuntimeError(f"cannot create an OpenGL context (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {e}. "
+                           f"Set MUJOCO_GL=egl or osmesa before importing mujoco (python -m mjxmimic.view does), "
+                           f"or install libegl1/libosmesa6") from None
+
+
+class _CvWriter:
+    """mp4 through OpenCV (``cv2.VideoWriter``), opened at the first frame (it needs the size)."""
+
+    def __init__(self, cv2, path: Path, fps: float):
+        self._cv2, self._path, self._fps, self._w = cv2, path, fps, None
+
+    @staticmethod
+    def codecs_work(cv2, path: Path) -> str | None:
+        """The first fourcc of avc1 (H.264), mp4v that this OpenCV build can write, or None."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            for cc in ("avc1", "mp4v"):
+                with _quiet_stderr():  # FFmpeg prints its failed encoder probes to fd 2
+                    w = cv2.VideoWriter(str(Path(tmp) / f"probe{path.suffix}"), cv2.VideoWriter_fourcc(*cc),
+                                        30.0, (64, 64))
+                ok = w.isOpened()
+                w.release()
+                if ok:
+                    return cc
+        return None
+
+    def append_data(self, frame):
+        import numpy as np
+        frame = np.ascontiguousarray(frame[..., :3])
+        if self._w is None:
+            cc = self.codecs_work(self._cv2, self._path)
+            h, w = frame.shape[:2]
+            with _quiet_stderr():
+                self._w = self._cv2.VideoWriter(str(self._path), self._cv2.VideoWriter_fourcc(*cc), self._fps, (w, h))
+        self._w.write(self._cv2.cvtColor(frame, self._cv2.COLOR_RGB2BGR))
+
+    def close(self):
+        if self._w is not None:
+            self._w.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _quiet_stderr:
+    """Silence file descriptor 2 (C libraries' messages) for a moment."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+
+def video_writer(out, fps: float):
+    """(path, writer) for a video of RGB uint8 frames (``writer.append_data(frame)``; a context
+    manager). An mp4 at ``out`` through imageio-ffmpeg, else OpenCV; else a GIF beside it (the
+    returned path ends in .gif) with a warning saying how to get mp4s."""
     import imageio.v2 as imageio
+
+    out = Path(out)
+    try:
+        import imageio_ffmpeg
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        pass
+    else:
+        # ffmpeg runs as a subprocess after JAX started its threads: harmless (exec follows fork)
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+        return out, imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=8,
+                                       ffmpeg_log_level="error", format="FFMPEG")
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None and _CvWriter.codecs_work(cv2, out):
+        return out, _CvWriter(cv2, out, fps)
+    gif = out.with_suffix(".gif")
+    print(f"warning: no mp4 encoder here (pip install imageio-ffmpeg, or opencv-python-headless: "
+          f"pip install 'mjxmimic[video]'); writing {gif.name} instead", file=sys.stderr)
+    return gif, imageio.get_writer(gif, duration=1000.0 / fps, loop=0)   # duration in ms
+
+
+def default_out(clip, suffix: str = ".mp4") -> Path:
+    """Where ``view`` writes without ``--out``: beside the clip (walk.npz -> walk.mp4), or
+    ``runs/view/`` when the clip's folder is not writable or holds the package's own clips."""
+    from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
+
+    clip = Path(clip).resolve()
+    folder = clip.parent
+    packaged = (folder.is_relative_to((REPO_ROOT / "motions").resolve())
+                or folder.is_relative_to(Path(__file__).resolve().parent))
+    if not packaged and os.access(folder, os.W_OK):
+        return folder / (clip.stem + suffix)
+    runs = REPO_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"
+    return runs / "view" / (clip.stem + suffix)
+
+
+def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height: int = 480, loops: int = 1,
+                 distance: float | None = None, meshes=None) -> tuple[Path, int]:
+    """Render clips in sequence to an mp4 (a GIF where no encoder exists; see :func:`video_writer`).
+    Needs a working MUJOCO_GL set before mujoco was imported (:func:`select_gl_backend`).
+    ``meshes``: as :func:`make_renderer`. Returns (the file written, the number of frames)."""
     import mujoco
     import numpy as np
 
-    # ffmpeg runs as a subprocess after JAX started its threads: harmless here (exec follows fork)
-    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     out = Path(out)
     distance = distance or _default_distance(robot)
     seq = clip_qpos(clips, robot, fps, loops)
     m = robot.model
     d = mujoco.MjData(m)
-    try:
-        renderer = mujoco.Renderer(m, height, width)
-    except Exception as e:  # noqa: BLE001 - any GL failure gets the same advice
-        raise RuntimeError(f"cannot create an OpenGL context (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {e}. "
-                           f"Set MUJOCO_GL=egl or osmesa before importing mujoco (python -m mjxmimic.view does), "
-                           f"or install libegl1/libosmesa6") from None
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    renderer = make_renderer(m, robot, height, width, meshes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
+    out = out.with_suffix(tmp.suffix)
     n = 0
     try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8,
-                                ffmpeg_log_level="error", format="FFMPEG") as w:
+        with w:
             look = None
             for _, qpos in seq:
                 for q in qpos:
@@ -146,7 +339,7 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
                     root = d.xpos[robot.root_body_id].copy()
                     target = np.array([root[0], root[1], max(root[2] * 0.7, 0.3)])
                     look = target if look is None else look + 0.2 * (target - look)  # smooth follow
-                    renderer.update_scene(d, camera=_camera(mujoco, look, distance))
+                    renderer.update_scene(d, camera=camera(mujoco, look, distance))
                     w.append_data(renderer.render())
                     n += 1
         os.replace(tmp, out)
@@ -154,16 +347,24 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
         renderer.close()
         if tmp.exists():
             tmp.unlink()
-    return n
+    return out, n
 
 
-def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1):
-    """Play clips in MuJoCo's passive viewer until the window is closed."""
+def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1, meshes=None):
+    """Play clips in MuJoCo's passive viewer until the window is closed (with the vendor meshes
+    when found: ``meshes`` as :func:`make_renderer`)."""
     import mujoco
     import mujoco.viewer
 
+    from mjxmimic.robots.visual import MeshError, find_meshes, visual_model
+
     seq = clip_qpos(clips, robot, fps, loops)
-    m = robot.model
+    try:
+        mesh_dir, _ = find_meshes(robot, meshes)
+        m = visual_model(robot.name, mesh_dir) if mesh_dir is not None else robot.model
+    except MeshError as e:
+        print(f"note: drawing {robot.name}'s collision primitives: {e}", file=sys.stderr)
+        m = robot.model
     d = mujoco.MjData(m)
     with mujoco.viewer.launch_passive(m, d) as v:
         v.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
@@ -182,39 +383,57 @@ def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1):
                     time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - t0)))
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless None or already described in its help)."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and "default" not in h and action.option_strings:
+            h += " (default: %(default)s)"
+        return h
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mjxmimic.view", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mjxmimic.view", description=__doc__, formatter_class=_HelpFormatter)
     ap.add_argument("clips", nargs="+", help="motion files and/or dataset YAMLs (played in sequence)")
-    ap.add_argument("--robot", required=True)
-    ap.add_argument("--out", help="write an mp4 here (default when there is no display: <first clip>.mp4)")
+    ap.add_argument("--robot", required=True, help="robot name (robots/<name>/robot.yaml), e.g. k1 or g1")
+    ap.add_argument("--out", help="video file to write (default: beside the first clip, <clip>.mp4, or "
+                                  "runs/view/<clip>.mp4 for the package's clips; without a display a video "
+                                  "is always written, with one the interactive viewer opens instead)")
     ap.add_argument("--fps", type=float, default=30.0, help="video / playback rate")
     ap.add_argument("--loops", type=int, default=1, help="play each clip this many times")
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--width", type=int, default=640, help="video width (pixels)")
+    ap.add_argument("--height", type=int, default=480, help="video height (pixels)")
     ap.add_argument("--distance", type=float, help="camera distance (m); default from the robot's height")
+    ap.add_argument("--meshes", help="folder of the vendor's mesh files, or 'none' for the collision "
+                                     "primitives; wins over $MJXMIMIC_MESHES (default: "
+                                     "../shared/robots/<vendor>/meshes beside a checkout)")
     ap.add_argument("--in-fps", type=float, help="frame rate of CSV inputs")
-    ap.add_argument("--fmt", choices=["mimickit", "gmr", "csv", "npz"])
+    ap.add_argument("--fmt", choices=["mimickit", "gmr", "csv", "npz"], help="input format (default: from the suffix)")
     a = ap.parse_args(argv)
     interactive = a.out is None and has_display()
-    out = a.out or (None if interactive else f"{Path(a.clips[0]).stem}.mp4")
-    backend = select_gl_backend(interactive=interactive)
+    backend = select_gl_backend(interactive=interactive)   # before anything imports mujoco
     if backend is None:
         print("error: no OpenGL backend can render here (tried egl, osmesa); install libegl1 + libegl-mesa0 "
               "or libosmesa6, or set MUJOCO_GL", file=sys.stderr)
         return 3
+    out = a.out or (None if interactive else default_out(a.clips[0]))
 
     from mjxmimic.motions.clip import MotionError
     from mjxmimic.robots import RobotSpecError, load_robot
+    from mjxmimic.robots.visual import MeshError, find_meshes
     try:
         robot = load_robot(a.robot)
+        if a.meshes and a.meshes.lower() != "none":
+            find_meshes(robot, a.meshes)   # a folder asked for must work: fail before any rendering
         clips = _load(a.clips, robot, a.in_fps, a.fmt)
         if out is None:
-            view_interactive(clips, robot, a.fps, a.loops)
+            view_interactive(clips, robot, a.fps, a.loops, a.meshes)
             return 0
         if a.fps <= 0 or a.loops < 1 or a.width < 16 or a.height < 16:
             raise MotionError("--fps must be > 0, --loops >= 1, --width/--height >= 16")
-        n = render_video(clips, robot, out, a.fps, a.width, a.height, a.loops, a.distance)
-    except (MotionError, RobotSpecError, RuntimeError) as e:
+        out, n = render_video(clips, robot, out, a.fps, a.width, a.height, a.loops, a.distance, a.meshes)
+    except (MotionError, RobotSpecError, MeshError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}: {n} frames at {a.fps:g} fps ({len(clips)} clip(s), MUJOCO_GL={backend})")

@@ -41,7 +41,7 @@ class ConversionError(RuntimeError):
     """The URDF and the robot spec cannot be turned into a model."""
 
 
-def _urdf_info(urdf: Path):
+def urdf_info(urdf: Path):
     """Movable joints (name -> effort) and visual meshes per link, read from the URDF."""
     if not urdf.exists():
         raise ConversionError(f"URDF not found: {urdf}")
@@ -96,7 +96,7 @@ def _check(robot: RobotSpec, urdf_joints: dict, visuals, meshes_dir: Path | None
 def build_spec(robot: RobotSpec, urdf: Path | None = None, meshes_dir: Path | None = None) -> mujoco.MjSpec:
     urdf = Path(urdf or robot.urdf)
     robot = robot if urdf == robot.urdf else _with_urdf(robot, urdf)
-    urdf_joints, visuals = _urdf_info(urdf)
+    urdf_joints, visuals = urdf_info(urdf)
     _check(robot, urdf_joints, visuals, meshes_dir)
     try:
         spec = mujoco.MjSpec.from_file(str(urdf))
