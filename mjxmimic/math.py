@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 __all__ = ["normalize", "quat_conj", "quat_mul", "quat_rotate", "quat_rotate_inv", "quat_from_axis_angle",
            "quat_to_exp_map", "exp_map_to_quat", "quat_angle", "quat_diff_angle", "quat_to_tan_norm",
-           "heading", "yaw_quat", "heading_quat_inv", "quat_slerp", "quat_to_mat", "quat_xyzw_to_wxyz",
+           "heading", "yaw_quat", "heading_quat", "heading_quat_inv", "quat_slerp", "quat_to_mat", "quat_xyzw_to_wxyz",
            "quat_wxyz_to_xyzw", "wrap_angle", "quat_angular_velocity"]
 
 _EPS = 1e-8
@@ -109,6 +109,11 @@ def yaw_quat(yaw):
     yaw = jnp.asarray(yaw)
     z = jnp.zeros_like(yaw)
     return jnp.stack([jnp.cos(0.5 * yaw), z, z, jnp.sin(0.5 * yaw)], axis=-1)
+
+
+def heading_quat(q):
+    """Rotation about z by q's heading (the yaw part of q)."""
+    return yaw_quat(heading(q))
 
 
 def heading_quat_inv(q):

@@ -28,6 +28,22 @@ def evaluate(env, params, policy_fn, key, num_envs: int, num_episodes: int, max_
     return {k: float(v) for k, v in run(key).items()}
 
 
+def eval_env(run_dir: Path, env, params, perturbed: bool = False):
+    """The env and params ``play`` evaluates: the run's own, or for env kinds with evaluation
+    overrides (tracking: first frame, no observation noise, the clip's end is a success) the
+    run's config rebuilt with them; ``perturbed`` keeps the training's reset noise."""
+    from mjxmimic.envs.registry import ENV_KINDS, load_config, make_env
+
+    cfg = run_dir / "config.yaml"
+    overrides = dict(ENV_KINDS[load_config(cfg)["kind"]].eval_overrides)
+    if not overrides:
+        return env, params
+    if perturbed:  # the run's own reset noise
+        overrides.pop("env.reset_noise_scale", None)
+    env, params, _ = make_env(cfg, overrides)
+    return env, params
+
+
 def rollout_qpos(env, params, policy_fn, key, num_steps: int):
     """One env for ``num_steps``: simulated qpos, the reference qpos at the same motion time
     when the env has a MotionLib (both [T, nq]), and the task target ([T, 3]) or None."""
@@ -126,6 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--video-seconds", type=float, default=10.0)
     ap.add_argument("--json", help="also write the metrics to this JSON file")
+    ap.add_argument("--perturbed", action="store_true",
+                    help="tracking runs: start each episode with the training's reset noise (default: exactly on "
+                         "the first frame, so every episode is the same)")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
     if not args.no_video:
@@ -144,6 +163,7 @@ def main(argv=None) -> int:
     try:
         env, params, agent_cfg, trainer = build(run_dir)
         ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step)
+        env, params = eval_env(run_dir, env, params, args.perturbed)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -160,6 +180,9 @@ def main(argv=None) -> int:
         # the env reports time_to_success = 0 for episodes without success: average over successes
         m["time_to_success_given_success"] = m["end/time_to_success"] / m["end/success"]
     m["episode_length_s"] = m["episode_length"] * env.control_dt
+    if "end/term_success" in m and "end/term_timeout" in m:
+        # Tracking: the clip's end (success) or the episode limit (cyclic clips) without a termination.
+        m["completion"] = m["end/term_success"] + m["end/term_timeout"]
     print("| metric | value |\n|---|---|")
     for k in sorted(m):
         print(f"| {k} | {m[k]:.4g} |")
@@ -169,7 +192,7 @@ def main(argv=None) -> int:
         steps = int(round(args.video_seconds / env.control_dt))
         q, r, tar = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
         out = run_dir / "play.mp4"
-        with_ref = getattr(params, "motion", None) is not None and type(env).__name__ == "DeepMimicEnv"
+        with_ref = getattr(params, "motion", None) is not None and type(env).__name__ in ("DeepMimicEnv", "TrackingEnv")
         out = render(env, q, r, out, 1.0 / env.control_dt, with_ref, target=tar)
         print(f"wrote {out} and {out.stem}_frames.png")
     return 0

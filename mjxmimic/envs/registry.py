@@ -72,11 +72,14 @@ class EnvKind:
     config_cls: frozen dataclass of the env's static settings.
     build: (config, motion_lib or None) -> (env, params).
     needs_motion: whether ``motion_file`` is required.
+    eval_overrides: how ``play`` evaluates it (e.g. tracking: from the first frame, no noise).
     """
 
     config_cls: type
     build: Callable[[Any, Any], tuple]
     needs_motion: bool = True
+    # Overrides that turn a training config of this kind into its evaluation config (``play``).
+    eval_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _build(cfg, motion, env_cls):
@@ -102,9 +105,10 @@ _AGENT_ALIASES = {"actor_lr": ("actor_optimizer", "learning_rate"), "critic_lr":
 _ENV_EXTRA = ("name", "motion_file", "num_envs")
 
 
-def register_env(name: str, config_cls: type, build: Callable, needs_motion: bool = True):
+def register_env(name: str, config_cls: type, build: Callable, needs_motion: bool = True,
+                 eval_overrides: Optional[Mapping[str, Any]] = None):
     """Add an env kind usable as ``env: {name: <name>}`` in configs."""
-    ENV_KINDS[name] = EnvKind(config_cls, build, needs_motion)
+    ENV_KINDS[name] = EnvKind(config_cls, build, needs_motion, dict(eval_overrides or {}))
 
 
 def register_agent(name: str, config_cls: type):
@@ -445,8 +449,8 @@ _register_amp_envs()
 
 
 def _register_tracking_env():
-    from mjxmimic.envs.tracking import TrackingConfig, make_tracking_env
-    register_env("tracking", TrackingConfig, make_tracking_env, needs_motion=True)
+    from mjxmimic.envs.tracking import EVAL_OVERRIDES, TrackingConfig, make_tracking_env
+    register_env("tracking", TrackingConfig, make_tracking_env, needs_motion=True, eval_overrides=EVAL_OVERRIDES)
 
 
 _register_tracking_env()
