@@ -71,6 +71,10 @@ def _add_target(mujoco, scene, pos, radius):
 def _writer(out: Path, fps: float):
     """mp4 through imageio's ffmpeg plugin; a GIF (pillow) where ffmpeg is missing."""
     import imageio.v2 as imageio
+    # imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp (to keep Ctrl-C from it), which
+    # makes subprocess fork() instead of spawning, and JAX warns about any fork of its threaded
+    # process. Without it ffmpeg is spawned; it then just also sees a Ctrl-C that ends play.
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
     try:
         return out, imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=8,
                                        ffmpeg_log_level="error", format="FFMPEG")
@@ -127,16 +131,21 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
     return out
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mjxmimic.play", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir")
+                                 formatter_class=_HelpFormatter)
+    ap.add_argument("run_dir", help="a run directory written by python -m mjxmimic.train")
     ap.add_argument("--episodes", type=int, default=256, help="episodes to evaluate (at least)")
-    ap.add_argument("--num-envs", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    ap.add_argument("--no-video", action="store_true")
-    ap.add_argument("--video-seconds", type=float, default=10.0)
+    ap.add_argument("--num-envs", type=int, default=256, help="parallel envs for the evaluation")
+    ap.add_argument("--seed", type=int, default=1, help="PRNG seed of the evaluation and the video episode")
+    ap.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
+    ap.add_argument("--best", action="store_true", help="the best checkpoint (a run trained with --keep-best)")
+    ap.add_argument("--no-video", action="store_true", help="metrics only, no mp4")
+    ap.add_argument("--video-seconds", type=float, default=10.0, help="length of the video")
     ap.add_argument("--json", help="also write the metrics to this JSON file")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
@@ -155,7 +164,8 @@ def main(argv=None) -> int:
 
     try:
         env, params, agent_cfg, trainer = build(run_dir)
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step)
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
+                                 best=args.best)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

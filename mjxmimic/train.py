@@ -158,7 +158,7 @@ def _resolved_config(env_name: str, overrides: dict) -> dict:
     return apply_overrides(yaml.safe_load(Path(c["path"]).read_text()), overrides)
 
 
-def _make_trainer(env, params, agent_cfg, mesh=None):
+def build_trainer(env, params, agent_cfg, mesh=None):
     from mjxmimic.learning import AMPConfig, make_amp_trainer, make_trainer
     if isinstance(agent_cfg, AMPConfig):
         return make_amp_trainer(env, params, agent_cfg, mesh=mesh)
@@ -192,7 +192,7 @@ def build(run_dir: Path, devices: int = 1):
         from mjxmimic.learning.parallel import env_mesh
         _check_split(agent_cfg.num_envs, devices)
         mesh = env_mesh(devices)
-    return env, params, agent_cfg, _make_trainer(env, params, agent_cfg, mesh)
+    return env, params, agent_cfg, build_trainer(env, params, agent_cfg, mesh)
 
 
 class _Logger:
@@ -251,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--num-envs", type=int, help=f"parallel envs (env.num_envs; {CPU_NUM_ENVS} on a CPU, else the "
                     "config's)")
     ap.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    ap.add_argument("--out", help="new run directory (default runs/<env>-<time>); a directory that holds a run is "
+    ap.add_argument("--out", help="new run directory (None: runs/<env>-<time>); a directory that holds a run is "
                     "refused")
     ap.add_argument("--iterations", type=int, help="stop after this many iterations")
     ap.add_argument("--minutes", type=float, help=f"stop after this much wall time (checkpointed); without this or "
