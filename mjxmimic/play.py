@@ -155,6 +155,8 @@ def main(argv=None) -> int:
         if backend is None:
             print("warning: no OpenGL backend (egl/osmesa) works here; skipping the video", file=sys.stderr)
             args.no_video = True
+    from mjxmimic.quiet import import_mjx
+    import_mjx()  # after MUJOCO_GL is chosen, before anything imports MJX: no warp-probe lines
 
     import jax
 
