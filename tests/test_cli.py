@@ -142,8 +142,8 @@ def test_k1_kick_cli_smoke(tmp_path):
     assert train.main(["--env", "k1_kick", *tiny, "--iterations", "1", "--out", str(d)]) == 0
     # The checkpoint holds every state array but the (full) replay buffer's [48, disc_obs] data.
     import orbax.checkpoint as ocp
-    shapes = [tuple(x.shape) for x in ocp.CheckpointManager(d / "checkpoints", item_handlers=ocp.StandardCheckpointHandler())
-              .item_metadata(1).values()]
+    mgr = ocp.CheckpointManager(d / "checkpoints", item_handlers=ocp.StandardCheckpointHandler())
+    shapes = [tuple(x.shape) for x in mgr.item_metadata(1).values()]
     assert shapes and not any(len(s) == 2 and s[0] == 48 for s in shapes), shapes
     cfg = yaml.safe_load((d / "config.yaml").read_text())
     assert cfg["env"]["name"] == "kick" and cfg["agent"]["name"] == "amp" and cfg["agent"]["disc_hidden"] == [16]
