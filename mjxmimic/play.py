@@ -131,16 +131,21 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
     return out
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mjxmimic.play", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir")
+                                 formatter_class=_HelpFormatter)
+    ap.add_argument("run_dir", help="a run directory written by python -m mjxmimic.train")
     ap.add_argument("--episodes", type=int, default=256, help="episodes to evaluate (at least)")
-    ap.add_argument("--num-envs", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    ap.add_argument("--no-video", action="store_true")
-    ap.add_argument("--video-seconds", type=float, default=10.0)
+    ap.add_argument("--num-envs", type=int, default=256, help="parallel envs for the evaluation")
+    ap.add_argument("--seed", type=int, default=1, help="PRNG seed of the evaluation and the video episode")
+    ap.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
+    ap.add_argument("--best", action="store_true", help="the best checkpoint (a run trained with --keep-best)")
+    ap.add_argument("--no-video", action="store_true", help="metrics only, no mp4")
+    ap.add_argument("--video-seconds", type=float, default=10.0, help="length of the video")
     ap.add_argument("--json", help="also write the metrics to this JSON file")
     ap.add_argument("--perturbed", action="store_true",
                     help="tracking runs: start each episode with the training's reset noise (default: exactly on "
@@ -153,6 +158,8 @@ def main(argv=None) -> int:
         if backend is None:
             print("warning: no OpenGL backend (egl/osmesa) works here; skipping the video", file=sys.stderr)
             args.no_video = True
+    from mjxmimic.quiet import import_mjx
+    import_mjx()  # after MUJOCO_GL is chosen, before anything imports MJX: no warp-probe lines
 
     import jax
 
@@ -162,7 +169,8 @@ def main(argv=None) -> int:
 
     try:
         env, params, agent_cfg, trainer = build(run_dir)
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step)
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
+                                 best=args.best)
         env, params = eval_env(run_dir, env, params, args.perturbed)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

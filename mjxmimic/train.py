@@ -4,16 +4,27 @@
     python -m mjxmimic.train --env k1_walk --num-envs 1024 --set agent.actor_lr=5e-5 --minutes 10
     python -m mjxmimic.train --resume runs/k1_walk-20261126-2300     # continue a run
 
-A run directory holds the resolved config (config.yaml), run.yaml (seed, budget),
-TensorBoard scalars (tb/), metrics.jsonl (one line per iteration) and orbax
-checkpoints (checkpoints/), saved every --save-every iterations and at exit, Ctrl-C or SIGTERM
-(a cluster scheduler's stop).
-Each training iteration (rollout, returns, all PPO/AMP updates) is one jitted call;
-this loop only logs and checkpoints.
+A run directory holds the resolved config (config.yaml), run.yaml (seed, budget, checkpoint
+mode), fingerprint.json (hashes of the config and of the code and assets it trains with),
+TensorBoard scalars (tb/), metrics.jsonl (one line per iteration) and orbax checkpoints
+(checkpoints/, the last --keep; with --keep-best also checkpoints/best/), saved every
+--save-every iterations and at exit, Ctrl-C or SIGTERM (a cluster scheduler's stop).
+--out never reuses a directory that holds a run: continue one with --resume DIR, which
+refuses when the config or the code changed since the run began (--force to resume anyway;
+fingerprint.json records it).
+
+Checkpoints leave out the AMP replay buffer (hundreds of MB); a resumed run refills it from
+its first iterations, so it is statistically, not bitwise, the run it continues.
+--exact-resume stores everything: resuming is then bitwise identical to never stopping.
+
+Without --iterations or --minutes a run stops after 10 minutes on a CPU and after 30 minutes
+on a GPU/TPU. Each training iteration (rollout, returns, all PPO/AMP updates) is one jitted
+call; this loop only logs and checkpoints.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import signal
@@ -23,15 +34,107 @@ from pathlib import Path
 
 import yaml
 
-from mjxmimic.envs.registry import ConfigError, apply_overrides, load_config, make_env, parse_overrides, read_config
-from mjxmimic.paths import IN_CHECKOUT, REPO_ROOT
+from mjxmimic.quiet import import_mjx
+
+import_mjx()  # before the registry imports MJX: no warp-probe lines
+
+from mjxmimic.envs import registry  # noqa: E402
+from mjxmimic.envs.registry import (ConfigError, apply_overrides, load_config, make_env,  # noqa: E402
+                                    parse_overrides, read_config)
+from mjxmimic.paths import ROBOTS_DIR, default_runs_dir  # noqa: E402
 
 CPU_NUM_ENVS = 64
+CPU_MINUTES = 10.0  # default budget without a GPU: the quick start ends by itself
+ACCEL_MINUTES = 30.0  # default budget on a GPU/TPU (k1_kick reaches 83% success in 6 min on an H100)
+RUN_FILES = ("config.yaml", "run.yaml", "fingerprint.json", "metrics.jsonl", "checkpoints")
+PACKAGE = Path(__file__).resolve().parent
+# Source that decides what a training run computes (the CLIs and tools around it do not).
+TRAINING_CODE = ("envs", "learning", "robots", "motions", "math.py")
 
 # Metrics shown on the progress bar (when the run has them).
 _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("episode_success_rate", "succ"),
         ("episode_fail_rate", "fail"),
         ("env/joint_pos_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
+
+
+# --------------------------------------------------------------------------- fingerprint
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _asset_files(raw: dict) -> list[Path]:
+    """The robot and motion files a resolved config trains on (dataset YAMLs with their folder)."""
+    env = raw.get("env", {})
+    files = []
+    robot_dir = ROBOTS_DIR / str(env.get("robot", ""))
+    if env.get("robot") and robot_dir.is_dir():
+        files += [p for p in robot_dir.rglob("*") if p.is_file()]
+    motions = [env["motion_file"]] if env.get("motion_file") else list(env.get("motion_files") or [])
+    for m in motions:
+        try:
+            p = registry.resolve_path(str(m), None)
+        except ConfigError:
+            continue  # load_config reports it
+        if p.suffix in (".yaml", ".yml"):  # a dataset lists clips, relative to its folder
+            files += [q for q in p.parent.rglob("*") if q.is_file()]
+        elif p.is_file():
+            files.append(p)
+    return files
+
+
+def fingerprint(config_text: str) -> dict:
+    """Hashes that decide whether a run can be continued: the resolved config (config.yaml's
+    text), the package version, and every training source file and asset the config reads."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ver = version("mjxmimic")
+    except PackageNotFoundError:
+        ver = "unknown"
+    files = [p for name in TRAINING_CODE for p in
+             ((PACKAGE / name).rglob("*.py") if (PACKAGE / name).is_dir() else [PACKAGE / name])]
+    files += _asset_files(yaml.safe_load(config_text) or {})
+    code = {}
+    for p in sorted(set(files)):
+        rel = p.relative_to(PACKAGE.parent) if p.is_relative_to(PACKAGE.parent) else p
+        code[str(rel)] = _sha(p.read_bytes())
+    return {"config_sha256": _sha(config_text.encode()), "version": ver,
+            "code_sha256": _sha(json.dumps(code, sort_keys=True).encode()), "files": code}
+
+
+def fingerprint_differences(saved: dict, now: dict) -> list[str]:
+    """What changed between two fingerprints, in words (empty: nothing)."""
+    out = []
+    if saved.get("config_sha256") != now["config_sha256"]:
+        out.append("config: config.yaml was edited since the run began")
+    if saved.get("version") != now["version"]:
+        out.append(f"code: mjxmimic version {saved.get('version')} -> {now['version']}")
+    if saved.get("code_sha256") != now["code_sha256"]:
+        old, new = saved.get("files", {}), now["files"]
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        out.append(f"code: {', '.join(changed[:3])}{more} changed")
+    return out
+
+
+def _check_fingerprint(run_dir: Path, force: bool):
+    """Refuse (ConfigError) to resume a run whose config or code changed, unless ``force``;
+    a forced resume is recorded in fingerprint.json."""
+    p = run_dir / "fingerprint.json"
+    now = fingerprint((run_dir / "config.yaml").read_text())
+    saved = json.loads(p.read_text()) if p.exists() else None
+    diffs = ["no fingerprint.json (a run from an older mjxmimic)"] if saved is None else \
+        fingerprint_differences(saved, now)
+    if not diffs:
+        return
+    if not force:
+        raise ConfigError(f"--resume {run_dir}: it differs from when the run began ({'; '.join(diffs)}); "
+                          "start a new run, or add --force to resume anyway")
+    print(f"warning: resuming despite: {'; '.join(diffs)} (--force; recorded in {p.name})", file=sys.stderr)
+    rec = saved or dict(now)
+    rec.setdefault("forced_resumes", []).append(
+        {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "differences": diffs,
+         "config_sha256": now["config_sha256"], "version": now["version"], "code_sha256": now["code_sha256"]})
+    p.write_text(json.dumps(rec, indent=1))
 
 
 def _resolved_config(env_name: str, overrides: dict) -> dict:
@@ -41,7 +144,7 @@ def _resolved_config(env_name: str, overrides: dict) -> dict:
     return apply_overrides(read_config(c["path"]), overrides)
 
 
-def _make_trainer(env, params, agent_cfg, mesh=None):
+def build_trainer(env, params, agent_cfg, mesh=None):
     from mjxmimic.learning import AMPConfig, make_amp_trainer, make_trainer
     if isinstance(agent_cfg, AMPConfig):
         return make_amp_trainer(env, params, agent_cfg, mesh=mesh)
@@ -75,11 +178,11 @@ def build(run_dir: Path, devices: int = 1):
         from mjxmimic.learning.parallel import env_mesh
         _check_split(agent_cfg.num_envs, devices)
         mesh = env_mesh(devices)
-    return env, params, agent_cfg, _make_trainer(env, params, agent_cfg, mesh)
+    return env, params, agent_cfg, build_trainer(env, params, agent_cfg, mesh)
 
 
 class _Logger:
-    def __init__(self, run_dir: Path, steps_per_iter: int, total: int, start: int):
+    def __init__(self, run_dir: Path, steps_per_iter: int, total, start: int):
         from tensorboardX import SummaryWriter
         from tqdm import tqdm
         self.tb = SummaryWriter(str(run_dir / "tb"))
@@ -119,41 +222,91 @@ class _Logger:
         self.jsonl.close()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mjxmimic.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = ", ".join(n for n, _ in registry.list_configs())
+    ap = argparse.ArgumentParser(prog="python -m mjxmimic.train", description=__doc__, formatter_class=_HelpFormatter,
+                                 epilog=f"configs (--list-envs describes them): {names}")
     ap.add_argument("--env", help="config name (configs/<name>.yaml) or path to a config YAML")
+    ap.add_argument("--list-envs", action="store_true", help="print every config name with its description and exit")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override, e.g. env.episode_length=5 or agent.actor_lr=5e-5 (repeatable)")
-    ap.add_argument("--num-envs", type=int, help="parallel envs (env.num_envs)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", help="run directory (default runs/<env>-<time>)")
-    ap.add_argument("--iterations", type=int, default=100_000, help="stop after this many iterations")
-    ap.add_argument("--minutes", type=float, default=None, help="stop after this much wall time (checkpointed)")
+    ap.add_argument("--num-envs", type=int, help=f"parallel envs (env.num_envs; {CPU_NUM_ENVS} on a CPU, else the "
+                    "config's)")
+    ap.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    ap.add_argument("--out", help="new run directory (None: runs/<env>-<time>); a directory that holds a run is "
+                    "refused")
+    ap.add_argument("--iterations", type=int, help="stop after this many iterations")
+    ap.add_argument("--minutes", type=float, help=f"stop after this much wall time (checkpointed); without this or "
+                    f"--iterations: {CPU_MINUTES:g} on a CPU, {ACCEL_MINUTES:g} on a GPU/TPU")
     ap.add_argument("--save-every", type=int, default=50, help="checkpoint every N iterations")
-    ap.add_argument("--resume", help="run directory to continue from its last checkpoint")
-    ap.add_argument("--devices", default="1", help="local GPUs/TPU cores to split the envs over: a number or "
-                    "'all' (default 1)")
+    ap.add_argument("--keep", type=int, default=2, metavar="K", help="keep the last K checkpoints")
+    ap.add_argument("--keep-best", action="store_true", help="also keep the checkpoint with the best --best-metric "
+                    "(mean over the iterations since the previous save), in checkpoints/best")
+    ap.add_argument("--best-metric", default="episode_return", help="metric (higher is better) for --keep-best; "
+                    "episode_return is the mean task return of the episodes that ended")
+    ap.add_argument("--exact-resume", action="store_true", help="store the whole state in checkpoints (AMP replay "
+                    "buffer included) so a resume is bitwise identical; larger checkpoints")
+    ap.add_argument("--resume", metavar="DIR", help="run directory to continue from its last checkpoint")
+    ap.add_argument("--force", action="store_true", help="with --resume: continue even though the config or code "
+                    "changed since the run began (recorded in fingerprint.json)")
+    ap.add_argument("--devices", default="1", help="local GPUs/TPU cores to split the envs over: a number or 'all'")
+    return ap
+
+
+def _new_run_dir(args) -> Path:
+    name = Path(args.env).stem
+    run_dir = Path(args.out) if args.out else default_runs_dir() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    held = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if held:
+        raise ConfigError(f"--out {run_dir} already holds a run ({', '.join(held)}); continue it with "
+                          f"--resume {run_dir}, or choose another --out")
+    return run_dir
+
+
+def main(argv=None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
+    if args.list_envs:
+        for name, desc in registry.list_configs():
+            print(f"{name:14s} {desc}")
+        return 0
 
     import jax
 
     from mjxmimic.learning import Checkpointer, init_or_restore, train
 
+    backend = jax.default_backend()
     try:
+        if args.keep < 1:
+            raise ConfigError(f"--keep: expected a number >= 1, got {args.keep}")
         devices = _devices(args.devices)
+        user_budget = args.iterations is not None or args.minutes is not None
         if args.resume:
             run_dir = Path(args.resume)
+            mixed = [f for f, v in (("--env", args.env), ("--set", args.set), ("--num-envs", args.num_envs)) if v]
+            if mixed:
+                raise ConfigError(f"--resume takes the config from {run_dir / 'config.yaml'}; drop {', '.join(mixed)} "
+                                  "(or start a new run with --out)")
+            if args.out and Path(args.out).resolve() != run_dir.resolve():
+                raise ConfigError(f"--resume {run_dir} continues in that directory; drop --out {args.out}")
             if not (run_dir / "config.yaml").exists():
                 raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a run directory)")
             run = yaml.safe_load((run_dir / "run.yaml").read_text())
+            _check_fingerprint(run_dir, args.force)
             seed = run["seed"]
-            iterations = args.iterations if "--iterations" in " ".join(argv or sys.argv) else run["iterations"]
+            iterations, minutes = (args.iterations, args.minutes) if user_budget else \
+                (run.get("iterations"), run.get("minutes"))
+            exact = args.exact_resume or bool(run.get("exact_resume"))
         else:
             if not args.env:
                 ap.error("--env is required (or --resume DIR)")
+            run_dir = _new_run_dir(args)
             overrides = parse_overrides(args.set)
-            if args.num_envs is None and "env.num_envs" not in overrides and jax.default_backend() == "cpu":
+            if args.num_envs is None and "env.num_envs" not in overrides and backend == "cpu":
                 # Thousands of MJX envs on a CPU make one iteration take minutes: start small there.
                 args.num_envs = CPU_NUM_ENVS
                 print(f"no GPU/TPU found: training {CPU_NUM_ENVS} envs on the CPU (--num-envs to change)", flush=True)
@@ -161,13 +314,18 @@ def main(argv=None) -> int:
                 overrides["env.num_envs"] = str(args.num_envs)
             raw = _resolved_config(args.env, overrides)
             _check_split(int(raw["env"]["num_envs"]), devices)  # before anything is written
-            name = Path(args.env).stem
-            runs = REPO_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"
-            run_dir = Path(args.out) if args.out else runs / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            iterations, minutes, exact = args.iterations, args.minutes, args.exact_resume
+            if not user_budget:
+                minutes = CPU_MINUTES if backend == "cpu" else ACCEL_MINUTES
+                print(f"no --iterations/--minutes: stopping after {minutes:g} minutes on this {backend} "
+                      "(--minutes or --iterations to change)", flush=True)
+            config_text = yaml.safe_dump(raw, sort_keys=False)
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-            seed, iterations = args.seed, args.iterations
-            (run_dir / "run.yaml").write_text(yaml.safe_dump({"env": args.env, "seed": seed, "iterations": iterations}))
+            (run_dir / "config.yaml").write_text(config_text)
+            (run_dir / "fingerprint.json").write_text(json.dumps(fingerprint(config_text), indent=1))
+            seed = args.seed
+            (run_dir / "run.yaml").write_text(yaml.safe_dump(
+                {"env": args.env, "seed": seed, "iterations": iterations, "minutes": minutes, "exact_resume": exact}))
         env, params, agent_cfg, trainer = build(run_dir, devices)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -176,7 +334,8 @@ def main(argv=None) -> int:
     steps_per_iter = agent_cfg.num_envs * agent_cfg.steps_per_iter
     print(f"run dir {run_dir}\n{jax.devices()[0].platform} x {devices}: {agent_cfg.num_envs} envs x "
           f"{agent_cfg.steps_per_iter} steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
-    ckpt = Checkpointer(str(run_dir.resolve() / "checkpoints"), save_every=args.save_every)
+    ckpt = Checkpointer(str(run_dir.resolve() / "checkpoints"), save_every=args.save_every, max_to_keep=args.keep,
+                        exact=exact, best_metric=args.best_metric if args.keep_best else None)
     t0 = time.perf_counter()
     ts = init_or_restore(trainer, jax.random.PRNGKey(seed), ckpt)
     start = int(ts.iteration)
@@ -184,7 +343,7 @@ def main(argv=None) -> int:
         print(f"resumed from iteration {start}", flush=True)
     print("compiling the training iteration...", flush=True)
     log = _Logger(run_dir, steps_per_iter, iterations, start)
-    deadline = None if args.minutes is None else t0 + 60.0 * args.minutes
+    deadline = None if minutes is None else t0 + 60.0 * minutes
 
     def log_fn(it, metrics):
         log(it, metrics)
@@ -199,7 +358,7 @@ def main(argv=None) -> int:
     except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
         previous = None
     try:
-        ts = train(trainer, ts, iterations, ckpt, log_fn)
+        ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn)
     except _TimeUp:
         pass  # train() already saved the last completed state
     except KeyboardInterrupt:
@@ -212,7 +371,8 @@ def main(argv=None) -> int:
         last = ckpt.latest_step()
         ckpt.close()
     print(f"done: {last} iterations in {time.perf_counter() - t0:.0f}s; checkpoints in {run_dir / 'checkpoints'}\n"
-          f"evaluate with: python -m mjxmimic.play {run_dir}", flush=True)
+          f"next: python -m mjxmimic.play {run_dir}      # metrics table + mp4 of the policy\n"
+          f"      tensorboard --logdir {run_dir / 'tb'}   # training curves", flush=True)
     return 0
 
 

@@ -280,8 +280,10 @@ def video_writer(out, fps: float):
     except (ImportError, RuntimeError):
         pass
     else:
-        # ffmpeg runs as a subprocess after JAX started its threads: harmless (exec follows fork)
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+        # imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp (to keep Ctrl-C from it), which
+        # makes subprocess fork() instead of spawning, and JAX warns about any fork of its threaded
+        # process. Without it ffmpeg is spawned; it then also sees a Ctrl-C that ends the program.
+        os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
         return out, imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=8,
                                        ffmpeg_log_level="error", format="FFMPEG")
     try:
@@ -299,16 +301,15 @@ def video_writer(out, fps: float):
 def default_out(clip, suffix: str = ".mp4") -> Path:
     """Where ``view`` writes without ``--out``: beside the clip (walk.npz -> walk.mp4), or
     ``runs/view/`` when the clip's folder is not writable or holds the package's own clips."""
-    from mjxmimic.robots.spec import IN_CHECKOUT, REPO_ROOT
+    from mjxmimic.paths import MOTIONS_DIR, default_runs_dir
 
     clip = Path(clip).resolve()
     folder = clip.parent
-    packaged = (folder.is_relative_to((REPO_ROOT / "motions").resolve())
+    packaged = (folder.is_relative_to(MOTIONS_DIR.resolve())
                 or folder.is_relative_to(Path(__file__).resolve().parent))
     if not packaged and os.access(folder, os.W_OK):
         return folder / (clip.stem + suffix)
-    runs = REPO_ROOT / "runs" if IN_CHECKOUT else Path.cwd() / "runs"
-    return runs / "view" / (clip.stem + suffix)
+    return default_runs_dir() / "view" / (clip.stem + suffix)
 
 
 def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height: int = 480, loops: int = 1,

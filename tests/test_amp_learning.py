@@ -1,6 +1,8 @@
 """AMP: discriminator loss/reward maths, replay buffer, and learning on a toy env."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,3 +153,41 @@ def test_amp_disc_beats_chance_and_agent_moves_to_demo(amp_run):
     assert d1 < 0.6 * d0, (d0, d1)  # deterministic policy ends nearer the demo cloud
     style = [h["style_reward_mean"] for h in history]
     assert np.mean(style[-20:]) > np.mean(style[:5]) + 0.1
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_exact_checkpoints_resume_bitwise_and_light_ones_leave_out_the_replay_buffer(tmp_path):
+    from mjxmimic.learning.checkpoint import Checkpointer, init_or_restore, saved_nbytes, train
+    cfg = dataclasses.replace(AMP_CFG, num_envs=8, steps_per_iter=8, actor_hidden=(8,), critic_hidden=(8,),
+                              disc_hidden=(8,), disc_buffer_size=256, disc_replay_samples=16)
+    env = AMPPointEnv()
+    trainer = make_amp_trainer(env, env.default_params(), cfg)
+    key = jax.random.PRNGKey(4)
+    straight = train(trainer, trainer.init(key), 4)
+    # The light checkpoint holds exactly the replay buffer's 256 x 2 float32 less.
+    abstract = trainer.abstract_state()
+    assert saved_nbytes(abstract, exact=True) - saved_nbytes(abstract) == 256 * 2 * 4
+    for exact in (True, False):
+        d = tmp_path / f"exact{exact}"
+        with Checkpointer(d, save_every=2, exact=exact) as ck:
+            half = train(trainer, trainer.init(key), 2, checkpointer=ck)
+        with Checkpointer(d, save_every=2, exact=exact) as ck:
+            resumed = init_or_restore(trainer, None, ck)
+            ext = resumed.ext.replay
+            if exact:
+                _assert_bitwise(resumed, half)
+            else:  # everything but the buffer, which restarts empty and refills from the next rollouts
+                _assert_bitwise(resumed.replace(ext=resumed.ext.replace(replay=half.ext.replay)), half)
+                assert int(ext.count) == 0 and int(ext.head) == 0 and not np.asarray(ext.data).any()
+            resumed = train(trainer, resumed, 4, checkpointer=ck)
+        if exact:
+            _assert_bitwise(resumed, straight)
+        else:
+            assert int(resumed.ext.replay.count) == 2 * 8 * 8 and int(straight.ext.replay.count) == 256
+            assert not np.array_equal(resumed.ext.replay.data, straight.ext.replay.data)
+
+
+def _assert_bitwise(a, b):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()

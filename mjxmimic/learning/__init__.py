@@ -1,6 +1,7 @@
 """PPO and AMP learners (Flax linen + optax), each training iteration one jitted call."""
 from mjxmimic.learning.amp import AMPConfig, AMPState, make_amp_trainer
-from mjxmimic.learning.checkpoint import CheckpointError, Checkpointer, init_or_restore, restore_train_state, train
+from mjxmimic.learning.checkpoint import (CheckpointError, Checkpointer, init_or_restore, light_state,
+                                          restore_train_state, saved_nbytes, train)
 from mjxmimic.learning.evaluation import evaluate_policy
 from mjxmimic.learning.optim import OptimizerConfig
 from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, Trainer, TrainState, make_policy_fn, make_trainer,
@@ -8,6 +9,6 @@ from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, Trainer, TrainState,
 
 __all__ = [
     "AMPConfig", "AMPState", "make_amp_trainer", "CheckpointError", "Checkpointer", "init_or_restore",
-    "restore_train_state", "train", "evaluate_policy", "OptimizerConfig", "PolicyParams", "PPOConfig", "Trainer",
-    "TrainState", "make_policy_fn", "make_trainer", "policy_params",
+    "light_state", "restore_train_state", "saved_nbytes", "train", "evaluate_policy", "OptimizerConfig",
+    "PolicyParams", "PPOConfig", "Trainer", "TrainState", "make_policy_fn", "make_trainer", "policy_params",
 ]

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from mjxmimic.learning import normalizer as normlib
@@ -59,6 +60,12 @@ class ReplayBuffer:
     data: jax.Array  # [capacity, dim]
     head: jax.Array  # int32 next write slot
     count: jax.Array  # int32 filled slots (saturates at capacity)
+
+    def checkpoint_light(self) -> "ReplayBuffer":
+        """An empty buffer for light checkpoints (see ``learning.checkpoint``): zero-size data
+        (not saved) and count 0, so a resumed run refills it from its next rollouts."""
+        return ReplayBuffer(np.zeros((0,) + tuple(self.data.shape[1:]), self.data.dtype),
+                            np.zeros((), np.int32), np.zeros((), np.int32))
 
 
 def replay_init(capacity: int, dim: int) -> ReplayBuffer:
