@@ -136,7 +136,7 @@ def test_find_meshes_precedence(k1, tmp_path, monkeypatch):
 
 
 def test_default_out_beside_the_clip_or_under_runs(tmp_path):
-    from mjxmimic.robots.spec import REPO_ROOT
+    from mjxmimic.paths import REPO_ROOT
     assert view.default_out(tmp_path / "walk.npz") == tmp_path / "walk.mp4"
     packaged = view.default_out(REPO_ROOT / "motions" / "k1" / "walk.npz")
     assert packaged.parent == REPO_ROOT / "runs" / "view" and packaged.name == "walk.mp4"
