@@ -45,7 +45,12 @@ def _last_metrics(run: Path) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def run_one(name: str, motion: Path, args, out: Path) -> dict:
+def _save(rows: list, out: Path):
+    """Rows so far (written after every step, so a run cut short still leaves its results)."""
+    (out / "tracking.json").write_text(json.dumps(rows, indent=1))
+
+
+def run_one(name: str, motion: Path, args, out: Path, rows: list) -> dict:
     from mjxmimic import play, train
 
     run = out / name
@@ -60,11 +65,14 @@ def run_one(name: str, motion: Path, args, out: Path) -> dict:
     rc = train.main(argv)
     wall = time.perf_counter() - t0
     if rc != 0:
-        return {"run": name, "error": f"train exited {rc}"}
+        rows.append({"run": name, "error": f"train exited {rc}"})
+        return rows[-1]
     last = _last_metrics(run)
     row = {"run": name, "clip": str(motion), "train_wall_s": round(wall, 1), "env_steps": int(last.get("env_steps", 0)),
            "iterations": int(last.get("iteration", 0)),
            "train_steps_per_s": round(float(last.get("env_steps", 0)) / max(wall, 1e-9))}
+    rows.append(row)
+    _save(rows, out)
     for mode, extra in (("clean", []), ("perturbed", ["--perturbed"])):
         js = run / f"eval_{mode}.json"
         rc = play.main([str(run), "--no-video", "--episodes", str(args.episodes), "--json", str(js)] + extra)
@@ -76,6 +84,7 @@ def run_one(name: str, motion: Path, args, out: Path) -> dict:
         row[f"{mode}_joint_err"] = m.get("step/joint_pos_err")
         row[f"{mode}_body_err"] = m.get("step/body_pos_err")
         row[f"{mode}_episode_s"] = m.get("episode_length_s")
+        _save(rows, out)
     if args.video:
         play.main([str(run), "--episodes", "8", "--video-seconds", str(args.video_seconds)])
     return row
@@ -112,8 +121,9 @@ def main(argv=None) -> int:
         jobs = [("+".join(c.stem for c in args.clips), _dataset(args.clips, out / "dataset"))]
     else:
         jobs = [(c.stem, c) for c in args.clips]
-    rows = [run_one(name, motion, args, out) for name, motion in jobs]
-    (out / "tracking.json").write_text(json.dumps(rows, indent=1))
+    rows: list = []
+    for name, motion in jobs:
+        run_one(name, motion, args, out, rows)
     print(f"\n{args.robot}, {args.minutes:g} min per run (compile included), runs in {out}\n")
     print("| run | completion (clean) | completion (perturbed) | joint err rad (perturbed) | body err m (perturbed) "
           "| env steps | train wall s |")
