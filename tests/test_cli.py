@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from mjxmimic import play, train
+from mjxmimic.paths import CONFIGS_DIR
+from mjxmimic.view import video_writer
 
 TINY = ["--num-envs", "4", "--set", "agent.steps_per_iter=4", "--set", "agent.actor_hidden=[16]",
         "--set", "agent.critic_hidden=[16]", "--set", "env.episode_length=1.0"]
@@ -202,7 +204,7 @@ def test_k1_kick_quick_start_checkpoints_fit_the_size_bound():
 
 
 def test_list_envs_and_help(capsys):
-    names = sorted(p.stem for p in Path(train.REPO_ROOT / "configs").glob("*.yaml") if not p.name.startswith("_"))
+    names = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml") if not p.name.startswith("_"))
     assert train.main(["--list-envs"]) == 0
     listed = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
     assert sorted(listed) == names
@@ -226,9 +228,9 @@ def test_cli_output_has_no_warp_or_fork_lines(tmp_path):
         assert "os.fork" not in out, out[-2000:]
 
 
-def test_play_video_writer_does_not_fork(tmp_path, monkeypatch):
+def test_video_writer_does_not_fork(tmp_path, monkeypatch):
     """imageio-ffmpeg's preexec_fn made subprocess fork() JAX's threaded process (JAX warns);
-    play's writer spawns ffmpeg instead."""
+    the video writer (play's and view's) spawns ffmpeg instead."""
     import warnings
 
     import jax
@@ -238,7 +240,7 @@ def test_play_video_writer_does_not_fork(tmp_path, monkeypatch):
     jax.numpy.zeros(1).block_until_ready()  # JAX's threads and at-fork hook are up
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out, w = play._writer(tmp_path / "x.mp4", 10.0)
+        out, w = video_writer(tmp_path / "x.mp4", 10.0)
         with w:
             for _ in range(2):
                 w.append_data(np.zeros((64, 64, 3), np.uint8))

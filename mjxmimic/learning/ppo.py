@@ -370,13 +370,13 @@ def _compile(init, iteration, evaluate, env_params, num_envs: int, donate: bool,
     """jit ``init``/``iteration``/``evaluate``; with a mesh, split the per-env state over it.
     Returns (init_jit, iteration_jit, evaluate_jit, abstract_state, place, env_params)."""
     donate_args = (0,) if donate else ()
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(0), env_params)
     if mesh is None:
         init_jit = jax.jit(init)
         iteration_jit = jax.jit(iteration, donate_argnums=donate_args)
-        abstract_state = lambda: abstract  # noqa: E731
+        abstract_state = lambda: jax.eval_shape(init, jax.random.PRNGKey(0), env_params)  # noqa: E731
         place = lambda ts: ts  # noqa: E731
     else:
+        abstract = jax.eval_shape(init, jax.random.PRNGKey(0), env_params)
         state_sh = parallel.train_state_shardings(abstract, mesh, num_envs)
         rep = parallel.replicated(mesh)
         env_params = jax.device_put(env_params, rep)
