@@ -246,3 +246,26 @@ def test_video_writer_does_not_fork(tmp_path, monkeypatch):
                 w.append_data(np.zeros((64, 64, 3), np.uint8))
     assert out.exists() and out.stat().st_size > 0
     assert not [x for x in caught if "fork" in str(x.message)]
+
+
+def test_play_evaluates_tracking_runs_from_the_first_frame(tmp_path):
+    """play rebuilds a tracking run's env with the kind's evaluation overrides (first frame, no
+    observation or start noise, the clip's end a success); --perturbed keeps the run's start noise;
+    other env kinds are evaluated as trained."""
+    from mjxmimic.envs.registry import make_env, read_config
+
+    run = tmp_path / "track"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(read_config("k1_track")))
+    env, params, _ = make_env(run / "config.yaml")
+    assert (env.cfg.start, env.cfg.motion_end, env.cfg.obs_noise_scale) == ("adaptive", "resample", 1.0)
+    ev, _ = play.eval_env(run, env, params)
+    assert (ev.cfg.start, ev.cfg.motion_end, ev.cfg.obs_noise_scale, ev.cfg.reset_noise_scale) == (
+        "first_frame", "success", 0.0, 0.0)
+    pert, _ = play.eval_env(run, env, params, perturbed=True)
+    assert (pert.cfg.start, pert.cfg.obs_noise_scale, pert.cfg.reset_noise_scale) == ("first_frame", 0.0, 1.0)
+    walk = tmp_path / "walk"
+    walk.mkdir()
+    (walk / "config.yaml").write_text(yaml.safe_dump(read_config("k1_walk")))
+    env_w, params_w, _ = make_env(walk / "config.yaml")
+    assert play.eval_env(walk, env_w, params_w) == (env_w, params_w)
