@@ -123,14 +123,14 @@ def test_visual_model_has_the_simulated_layout(name, monkeypatch):
 @needs_meshes
 def test_find_meshes_precedence(k1, tmp_path, monkeypatch):
     monkeypatch.delenv(MESHES_ENV, raising=False)
-    assert find_meshes(k1)[0] == K1_MESHES                        # ../shared beside the checkout
+    assert find_meshes(k1)[0].resolve() == K1_MESHES.resolve()    # ../shared beside the checkout
     monkeypatch.setenv(MESHES_ENV, str(SHARED_ROBOTS))              # a folder of vendor folders
-    assert find_meshes(k1)[0] == K1_MESHES
+    assert find_meshes(k1)[0].resolve() == K1_MESHES.resolve()
     assert find_meshes(k1, "none") == (None, "--meshes=none")       # the flag wins over the env var
     monkeypatch.setenv(MESHES_ENV, str(tmp_path))                    # empty: an error, not a silent fallback
     with pytest.raises(MeshError, match=MESHES_ENV):
         find_meshes(k1)
-    assert find_meshes(k1, K1_MESHES)[0] == K1_MESHES
+    assert find_meshes(k1, K1_MESHES)[0].resolve() == K1_MESHES.resolve()
     with pytest.raises(MeshError, match="--meshes"):
         find_meshes(k1, tmp_path / "nope")
 
