@@ -1,5 +1,12 @@
 """Fixtures shared by the test modules (``load_robot`` caches, so these are cheap)."""
-import pytest
+import os
+
+# Most of the suite's time is XLA compiling MJX programs for the CPU; LLVM's optimisation passes
+# are most of that, and the tests' tiny batches barely feel the slower code. Set before JAX starts
+# its backend; subprocesses inherit it. A flag the caller set wins.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+
+import pytest  # noqa: E402
 
 from mjxmimic.robots import load_robot
 
