@@ -28,20 +28,16 @@ def evaluate(env, params, policy_fn, key, num_envs: int, num_episodes: int, max_
     return {k: float(v) for k, v in run(key).items()}
 
 
-def eval_env(run_dir: Path, env, params, perturbed: bool = False):
-    """The env and params ``play`` evaluates: the run's own, or for env kinds with evaluation
-    overrides (tracking: first frame, no observation noise, the clip's end is a success) the
-    run's config rebuilt with them; ``perturbed`` keeps the training's reset noise."""
-    from mjxmimic.envs.registry import ENV_KINDS, load_config, make_env
+def eval_overrides(run_dir: Path, perturbed: bool = False) -> dict:
+    """Config overrides ``play`` evaluates a run with: its env kind's evaluation overrides
+    (tracking: first frame, no observation noise, the clip's end is a success; none for the
+    others); ``perturbed`` keeps the training's reset noise."""
+    from mjxmimic.envs.registry import ENV_KINDS, load_config
 
-    cfg = run_dir / "config.yaml"
-    overrides = dict(ENV_KINDS[load_config(cfg)["kind"]].eval_overrides)
-    if not overrides:
-        return env, params
+    overrides = dict(ENV_KINDS[load_config(run_dir / "config.yaml")["kind"]].eval_overrides)
     if perturbed:  # the run's own reset noise
         overrides.pop("env.reset_noise_scale", None)
-    env, params, _ = make_env(cfg, overrides)
-    return env, params
+    return overrides
 
 
 def rollout_qpos(env, params, policy_fn, key, num_steps: int):
@@ -132,7 +128,8 @@ def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, wid
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The module docstring as written, and every option's default."""
+    """The module docstring as written, and every option's default (not train's: importing
+    train imports MJX, which must wait until MUJOCO_GL is chosen)."""
 
 
 def main(argv=None) -> int:
@@ -168,10 +165,9 @@ def main(argv=None) -> int:
     from mjxmimic.train import build
 
     try:
-        env, params, agent_cfg, trainer = build(run_dir)
+        env, params, agent_cfg, trainer = build(run_dir, overrides=eval_overrides(run_dir, args.perturbed))
         ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
                                  best=args.best)
-        env, params = eval_env(run_dir, env, params, args.perturbed)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -169,10 +169,10 @@ def _check_split(num_envs: int, devices: int):
         raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {devices} devices")
 
 
-def build(run_dir: Path, devices: int = 1):
-    """(env, params, agent_cfg, trainer) for the config saved in a run directory; the envs are
-    split over ``devices`` local devices."""
-    env, params, agent_cfg = make_env(run_dir / "config.yaml")
+def build(run_dir: Path, devices: int = 1, overrides=None):
+    """(env, params, agent_cfg, trainer) for the config saved in a run directory (with ``overrides``,
+    e.g. play's evaluation settings); the envs are split over ``devices`` local devices."""
+    env, params, agent_cfg = make_env(run_dir / "config.yaml", overrides)
     mesh = None
     if devices != 1:
         from mjxmimic.learning.parallel import env_mesh

@@ -257,15 +257,14 @@ def test_play_evaluates_tracking_runs_from_the_first_frame(tmp_path):
     run = tmp_path / "track"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump(read_config("k1_track")))
-    env, params, _ = make_env(run / "config.yaml")
+    env, _, _ = make_env(run / "config.yaml")
     assert (env.cfg.start, env.cfg.motion_end, env.cfg.obs_noise_scale) == ("adaptive", "resample", 1.0)
-    ev, _ = play.eval_env(run, env, params)
+    ev, _, _ = make_env(run / "config.yaml", play.eval_overrides(run))
     assert (ev.cfg.start, ev.cfg.motion_end, ev.cfg.obs_noise_scale, ev.cfg.reset_noise_scale) == (
         "first_frame", "success", 0.0, 0.0)
-    pert, _ = play.eval_env(run, env, params, perturbed=True)
+    pert, _, _ = make_env(run / "config.yaml", play.eval_overrides(run, perturbed=True))
     assert (pert.cfg.start, pert.cfg.obs_noise_scale, pert.cfg.reset_noise_scale) == ("first_frame", 0.0, 1.0)
     walk = tmp_path / "walk"
     walk.mkdir()
     (walk / "config.yaml").write_text(yaml.safe_dump(read_config("k1_walk")))
-    env_w, params_w, _ = make_env(walk / "config.yaml")
-    assert play.eval_env(walk, env_w, params_w) == (env_w, params_w)
+    assert play.eval_overrides(walk) == {} and play.eval_overrides(walk, perturbed=True) == {}
