@@ -149,7 +149,7 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
 
     ``obs_noise`` scales policy.json's uniform noise per term (0: none). Metrics: ``survival``
     (episodes without a tracking failure), ``joint_pos_err`` (mean |wrap(q_ref − q)|, rad),
-    ``episode_length_s`` and ``completion`` (reached the clip's end or the episode length)."""
+    and ``episode_length_s``; an episode without a failure ran to the clip's end or the episode length."""
     import mujoco
 
     from mjxmimic import math as rmath
@@ -183,7 +183,7 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
     rng = np.random.default_rng(seed)
     inp, outp = meta["onnx"]["input"], meta["onnx"]["output"]
     J = len(robot.joint_names)
-    fails, errs, lengths, completed, traj = 0, [], [], 0, None
+    fails, errs, lengths, traj = 0, [], [], None
     for ep in range(episodes):
         ci = ep % len(ref["clips"])
         c = ref["clips"][ci]
@@ -223,11 +223,10 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
                 failed = True
                 break
         fails += failed
-        completed += not failed
         lengths.append(k * control_dt)
         if qs is not None:
             traj = np.asarray(qs)
-    metrics = {"episodes": episodes, "survival": 1.0 - fails / episodes, "completion": completed / episodes,
+    metrics = {"episodes": episodes, "survival": 1.0 - fails / episodes,
                "joint_pos_err": float(np.mean(errs)) if errs else 0.0, "episode_length_s": float(np.mean(lengths)),
                "dt": dt, "delay_steps": delay}
     return metrics, traj
@@ -274,6 +273,8 @@ def main(argv=None) -> int:
         if select_gl_backend() is None:
             print("warning: no OpenGL backend (egl/osmesa) works here; skipping the video", file=sys.stderr)
             args.video = None
+    from mjxmimic.quiet import import_mjx
+    import_mjx()  # after MUJOCO_GL is chosen: no warp-probe lines
     if args.episodes < 1 or args.delay < 0:
         print("error: --episodes must be >= 1 and --delay >= 0", file=sys.stderr)
         return 2
