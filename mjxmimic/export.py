@@ -22,7 +22,10 @@ import numpy as np
 
 FORMAT_VERSION = 1
 ONNX_INPUT, ONNX_OUTPUT = "obs", "action"
-__all__ = ["FORMAT_VERSION", "load_run", "actor_obs_layout", "policy_onnx", "policy_metadata", "export",
+# ONNX opset 17 (onnxruntime >= 1.13): the graph needs nothing newer (Gemm, Clip, Exp, Where),
+# and robot computers often carry an older onnxruntime than jax2onnx's default opset wants.
+ONNX_OPSET = 17
+__all__ = ["FORMAT_VERSION", "ONNX_OPSET", "load_run", "actor_obs_layout", "policy_onnx", "policy_metadata", "export",
            "dumps_policy_json", "loads_policy_json", "load_policy_json", "main"]
 
 
@@ -84,7 +87,7 @@ def policy_onnx(trainer, policy_params, obs_size: int, obs_clip: float):
 
     def mean_action(obs):
         return trainer.actor.apply(pp.actor_params, actor_input(pp.obs_norm, obs, obs_size, obs_clip))[0]
-    return to_onnx(mean_action, [("B", obs_size)], model_name="mjxmimic_policy", input_names=[ONNX_INPUT],
+    return to_onnx(mean_action, [("B", obs_size)], model_name="mjxmimic_policy", opset=ONNX_OPSET, input_names=[ONNX_INPUT],
                    output_names=[ONNX_OUTPUT])
 
 
@@ -154,7 +157,7 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
         "observation": {"size": actor_obs_size(env), "layout": layout,
                         "normalizer": "inside policy.onnx: clip((obs - mean) / std, -obs_clip, obs_clip)",
                         "obs_clip": float(agent_cfg.obs_clip)},
-        "onnx": {"file": "policy.onnx", "input": ONNX_INPUT, "output": ONNX_OUTPUT},
+        "onnx": {"file": "policy.onnx", "input": ONNX_INPUT, "output": ONNX_OUTPUT, "opset": ONNX_OPSET},
     }
     if getattr(params, "motion", None) is not None and hasattr(env, "anchor_id"):
         meta["reference"] = _reference(env, params, int(env.max_episode_steps))
