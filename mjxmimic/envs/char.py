@@ -34,6 +34,9 @@ character env; subclasses override hooks, never reset/step:
     metric keys), :meth:`~CharEnv.post_physics` (info right after the physics of a step),
     :meth:`~CharEnv.evaluate_step` (when a step's evaluation needs the previous state or
     changes ``info``; default: ``evaluate``);
+  * :meth:`~CharEnv.record_action` (``info`` of a step from its env action, before the physics);
+  * :meth:`~CharEnv.actor_obs_layout` (the named actor obs terms; ``observation: robot`` only
+    where ``robot_obs`` is True);
   * ``terminal_info_keys`` (keys of ``info`` that keep their *pre-reset* value on the
     returned state, e.g. AMP's ``disc_obs``) and ``success_bootstrap``.
 
