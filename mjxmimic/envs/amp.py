@@ -26,6 +26,13 @@ at t0 - k*dt, MimicKit ``_reset_disc_hist``), early termination on falls (a non-
 body touching the ground), timeout. The env reward is the task reward (0 for plain AMP);
 the learner adds the style reward. There is no tracking reward.
 
+Observation (``observation``): ``full`` = MimicKit's char obs + the task obs; ``robot`` =
+[projected gravity, gyro, joint pos − default, joint vel, last action (the PD target mapped
+back onto the policy's [-1, 1]), task obs] with uniform noise (``obs_noise_scale`` times
+:data:`~mjxmimic.envs.observations.ROBOT_NOISE`; none on the task terms), then the full obs
+appended noise-free for the critic (``actor_obs_size`` = the robot part).
+The discriminator's observation is the same for both.
+
 The episode template is CharEnv's ``reset``/``step``; AMPEnv fills its hooks (``init_info``
 and ``post_physics`` keep the disc history, ``evaluate_step`` runs the task). Task envs
 (tasks.py, kick.py) subclass :class:`AMPEnv` and override the task hooks
@@ -46,6 +53,7 @@ from mujoco import mjx
 from mjxmimic import math as rmath
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, joint_rotations
 from mjxmimic.envs.deepmimic import compute_tar_obs
+from mjxmimic.envs.observations import ROBOT_NOISE, add_noise, gyro, layout, layout_size, projected_gravity
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.paths import REPO_ROOT
@@ -70,6 +78,7 @@ class AMPEnvConfig(CharConfig):
     # Used when the config has no ``motion_file``; see :func:`load_style_motions`.
     motion_files: tuple[str, ...] = ()
     motion_file_weights: Optional[tuple[float, ...]] = None
+    obs_noise_scale: float = 1.0        # times ROBOT_NOISE, observation "robot" only (full has no noise)
 
     def __post_init__(self):
         super().__post_init__()
@@ -77,6 +86,8 @@ class AMPEnvConfig(CharConfig):
             raise ValueError("num_disc_obs_steps must be >= 1")
         if self.motion_file_weights is not None and len(self.motion_file_weights) != len(self.motion_files):
             raise ValueError("motion_file_weights needs one weight per entry of motion_files")
+        if self.obs_noise_scale < 0:
+            raise ValueError("obs_noise_scale must be >= 0")
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,6 +187,7 @@ class AMPEnv(CharEnv):
 
     terminal_info_keys = ("disc_obs",)
     task_metric_names: tuple = ()
+    robot_obs = True
 
     def __init__(self, cfg: AMPEnvConfig, robot=None, model=None):
         super().__init__(cfg, robot, model)
@@ -183,7 +195,47 @@ class AMPEnv(CharEnv):
         object.__setattr__(self, "num_disc_obs_steps", int(cfg.num_disc_obs_steps))
         object.__setattr__(self, "disc_obs_size", cfg.num_disc_obs_steps * disc_obs_frame_size(
             j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
-        object.__setattr__(self, "obs_size", self.char_obs_size() + self.task_obs_size)
+        full_size = self.char_obs_size() + self.task_obs_size
+        object.__setattr__(self, "default_joint_pos", self.robot.default_joint_pos.astype(np.float32))
+        if cfg.observation == "robot":
+            object.__setattr__(self, "actor_obs_size", layout_size(self.actor_obs_layout()))
+            object.__setattr__(self, "obs_size", self.actor_obs_size + full_size)
+        else:
+            object.__setattr__(self, "obs_size", full_size)
+
+    # ---- observation sets -------------------------------------------------------------
+    def actor_obs_layout(self) -> list[dict]:
+        task = layout(["task"], {"task": self.task_obs_size}, {}) if self.task_obs_size else []
+        if self.cfg.observation == "full":
+            return self.char_obs_layout() + task
+        J = self.num_joints
+        sizes = {"projected_gravity": 3, "gyro": 3, "joint_pos": J, "joint_vel": J, "last_action": J}
+        noise = {k: self.cfg.obs_noise_scale * v for k, v in ROBOT_NOISE.items()}
+        return layout(list(sizes), sizes, noise) + task
+
+    def robot_terms(self, frame: MotionFrame, data: mjx.Data, info: dict) -> list:
+        """The robot-side actor terms (noise-free), in layout order (without the task)."""
+        return [projected_gravity(frame.root_rot), gyro(data.qvel),
+                frame.joint_pos - jnp.asarray(self.default_joint_pos), frame.joint_vel, info["last_action"]]
+
+    def normalized_action(self, action):
+        """The policy's action in [-1, 1] of a PD target (the learner's affine map inverted;
+        clipped to the action bounds as the env applies it)."""
+        lo, hi = jnp.asarray(self.action_low), jnp.asarray(self.action_high)
+        return (self.action_to_target(action) - 0.5 * (hi + lo)) / (0.5 * (hi - lo))
+
+    def initial_state(self, params, key):
+        qpos, qvel, info = super().initial_state(params, key)
+        if self.cfg.observation == "robot":
+            info = {**info, "last_action": jnp.zeros((self.num_joints,), jnp.float32),
+                    "noise_key": jax.random.fold_in(key, 1)}
+        return qpos, qvel, info
+
+    def record_action(self, info, action):
+        if self.cfg.observation != "robot":
+            return info
+        return {**info, "last_action": self.normalized_action(action),
+                "noise_key": jax.random.fold_in(info["noise_key"], info["step"])}
 
     # ---- task hooks (none for plain AMP; task_init is CharEnv's) ---------------------------
     task_key = True
@@ -221,7 +273,14 @@ class AMPEnv(CharEnv):
     # ---- episode hooks (CharEnv's reset/step template) ------------------------------------
     def observation(self, params, data, info):
         frame = self.char_frame(data)
-        return jnp.concatenate([self.char_obs(frame), self.task_obs(params, data, frame, info)], axis=-1)
+        full = [self.char_obs(frame), self.task_obs(params, data, frame, info)]
+        if self.cfg.observation == "full":
+            return jnp.concatenate(full, axis=-1)
+        names = [t["name"] for t in self.actor_obs_layout()]
+        terms = self.robot_terms(frame, data, info) + ([full[1]] if self.task_obs_size else [])
+        noisy = add_noise(terms, [ROBOT_NOISE.get(n, 0.0) for n in names], jax.random.fold_in(info["noise_key"], 1),
+                          self.cfg.obs_noise_scale)
+        return jnp.concatenate(noisy + full, axis=-1)
 
     def evaluate(self, params, data, info):
         """A state's obs with zero reward and task metrics (what ``reset`` reads: the obs and

@@ -34,6 +34,9 @@ character env; subclasses override hooks, never reset/step:
     metric keys), :meth:`~CharEnv.post_physics` (info right after the physics of a step),
     :meth:`~CharEnv.evaluate_step` (when a step's evaluation needs the previous state or
     changes ``info``; default: ``evaluate``);
+  * :meth:`~CharEnv.record_action` (``info`` of a step from its env action, before the physics);
+  * :meth:`~CharEnv.actor_obs_layout` (the named actor obs terms; ``observation: robot`` only
+    where ``robot_obs`` is True);
   * ``terminal_info_keys`` (keys of ``info`` that keep their *pre-reset* value on the
     returned state, e.g. AMP's ``disc_obs``) and ``success_bootstrap``.
 
@@ -54,6 +57,7 @@ from mujoco import mjx
 
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
+from mjxmimic.envs.observations import check_observation, layout
 from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
@@ -79,6 +83,7 @@ class CharConfig:
     episode_length: float = 10.0        # seconds (timeout, bootstrapped)
     global_obs: bool = False
     root_height_obs: bool = True
+    observation: str = "full"           # full | robot (mjxmimic.envs.observations)
     zero_center_action: bool = False
     action_bound_scale: float = 1.4     # MimicKit widens the joint range by 1.4 for the action bounds
     key_bodies: Optional[tuple[str, ...]] = None  # body names; None: the robot spec's key bodies
@@ -94,6 +99,7 @@ class CharConfig:
             raise ValueError("control_freq and episode_length must be positive")
         if self.action_bound_scale <= 0 or self.max_qvel <= 0:
             raise ValueError("action_bound_scale and max_qvel must be positive")
+        check_observation(self.observation)
 
 
 @struct.dataclass
@@ -202,6 +208,8 @@ class CharEnv:
     """
 
     terminal_info_keys: tuple = ()
+    # Whether the env implements ``observation: robot`` (tracking and the AMP envs do).
+    robot_obs: bool = False
 
     def __init__(self, cfg: CharConfig, robot: Optional[Robot] = None, model: Optional[mujoco.MjModel] = None):
         """``model``: the simulated MjModel when it is more than the robot (a scene with the
@@ -243,6 +251,9 @@ class CharEnv:
         self.qpos_tail = self.model.qpos0[m.nq:].astype(np.float32)
         self.nv_tail = self.model.nv - m.nv
         self.obs_size = self.char_obs_size()
+        if cfg.observation != "full" and not self.robot_obs:
+            raise ValueError(f"{type(self).__name__}: observation {cfg.observation!r} is not implemented "
+                             "(only the tracking and AMP envs have a robot set)")
         self._frozen = True
 
     def __setattr__(self, k, v):
@@ -270,6 +281,19 @@ class CharEnv:
     # ---- sizes ------------------------------------------------------------------------
     def char_obs_size(self) -> int:
         return char_obs_size(self.num_joints, len(self.key_body_ids), self.cfg.root_height_obs)
+
+    def char_obs_layout(self) -> list[dict]:
+        """Named slices of :func:`compute_char_obs` (no noise)."""
+        J, K = self.num_joints, len(self.key_body_ids)
+        sizes = {"root_height": 1, "root_rot": 6, "root_vel": 3, "root_ang_vel": 3, "joint_rot": 6 * J,
+                 "joint_vel": J, "key_body_pos": 3 * K}
+        names = (["root_height"] if self.cfg.root_height_obs else []) + ["root_rot", "root_vel", "root_ang_vel",
+                                                                          "joint_rot", "joint_vel"]
+        return layout(names + (["key_body_pos"] if K else []), sizes, {})
+
+    def actor_obs_layout(self) -> list[dict]:
+        """One ``{"name", "size", "noise"}`` per actor obs term, in order (observations.py)."""
+        return self.char_obs_layout()
 
     # ---- actions ----------------------------------------------------------------------
     def action_to_target(self, action):
@@ -358,6 +382,11 @@ class CharEnv:
         The robot's root is qpos[0:7]."""
         return qpos, qvel, info
 
+    def record_action(self, info: dict, action) -> dict:
+        """``info`` of a step before its physics, given the env action (AMP's robot set keeps
+        the normalised last action here)."""
+        return info
+
     def init_info(self, params: CharParams, data: mjx.Data, info: dict) -> dict:
         """``info`` of a new episode once its physics state exists (AMP: the disc history)."""
         return info
@@ -397,6 +426,7 @@ class CharEnv:
             state = state.replace(key=key)
         data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
         info = {**state.info, "step": state.info["step"] + 1}
+        info = self.record_action(info, action)
         unstable = physics.is_unstable(data, self.cfg.max_qvel)
         info = self.post_physics(params, state.physics, data, info, unstable)
         obs, reward, failed, succeeded, metrics, info = self.evaluate_step(params, k_task, state.physics, data, info)

@@ -24,6 +24,7 @@ from flax import struct
 
 from mjxmimic import math as rmath
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, heading_local, local_body_pos
+from mjxmimic.envs.observations import layout
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 
@@ -246,6 +247,10 @@ class DeepMimicEnv(CharEnv):
 
     def phase_obs_size(self) -> int:
         return (1 + 2 * self.cfg.num_phase_encoding) if self.cfg.enable_phase_obs else 0
+
+    def actor_obs_layout(self) -> list[dict]:
+        extra = [("phase", self.phase_obs_size()), ("target", self.tar_obs_size())]
+        return self.char_obs_layout() + layout([n for n, k in extra if k], dict(extra), {})
 
     def tar_obs_size(self) -> int:
         if not self.cfg.enable_tar_obs:

@@ -14,9 +14,12 @@ MimicKit-faithful :mod:`~mjxmimic.envs.deepmimic`:
   target is p* = (anchor x, anchor y, ref anchor z) + R(dq)(p_ref − p_ref_anchor),
   q* = dq·q_ref: xy and heading follow the robot, height/roll/pitch the reference.
 * Observation ``[actor | critic]``: the actor reads the first ``actor_obs_size`` entries
-  (ref joint pos/vel, ref anchor pose in the robot anchor frame, base velocities, joint
-  state, last action; additive uniform noise); the critic sees all of it plus a
-  noise-free copy with tracked-body poses in the anchor frame (mjlab's critic).
+  (additive uniform noise); the critic sees all of it plus a noise-free copy, the
+  privileged terms the actor set leaves out and the tracked-body poses in the anchor frame
+  (mjlab's critic). Actor sets (``observation``), both selections of :meth:`TrackingEnv.obs_terms`:
+  ``full`` (BeyondMimic's: ref joint pos/vel as ``command``, ref anchor pose in the robot
+  anchor frame, base velocities, joint state, last action) and ``robot`` (Booster's deployed
+  119-number K1 set: no anchor position, no linear velocity; the gyro is ``base_ang_vel``).
 * Reward: Σ w·f·dt over :data:`REWARD_TERMS`; terminations on anchor height, gravity
   tilt and end-effector height errors; 10 s timeout.
 * Start states: adaptive (failure-weighted bins per clip), uniform, or the first frame;
@@ -41,6 +44,7 @@ from mjxmimic import math as rmath
 from mjxmimic.envs import physics
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams
 from mjxmimic.envs.deepmimic import compute_tracking_error
+from mjxmimic.envs.observations import add_noise, layout, layout_size
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 
@@ -53,8 +57,9 @@ REWARD_TERMS = ("anchor_pos", "anchor_ori", "body_pos", "body_ori", "body_lin_ve
                 "action_rate", "joint_limit", "undesired_contacts")
 
 # Additive uniform observation noise U(-n, n) per actor term (BeyondMimic), times obs_noise_scale.
+# (Booster's K1 deployment uses the same widths; its gyro is base_ang_vel.)
 OBS_NOISE = {"anchor_pos": 0.25, "anchor_ori": 0.05, "base_lin_vel": 0.5, "base_ang_vel": 0.2,
-             "joint_pos": 0.01, "joint_vel": 0.5}
+             "joint_pos": 0.01, "joint_vel": 0.5, "gyro": 0.2}
 
 # Overrides that turn a training config into an evaluation one (play, tracking benchmark).
 EVAL_OVERRIDES = {"env.start": "first_frame", "env.obs_noise_scale": 0.0, "env.reset_noise_scale": 0.0,
@@ -256,6 +261,7 @@ class TrackingEnv(CharEnv):
     """
 
     terminal_info_keys = ("fail_bin",)
+    robot_obs = True
 
     def __init__(self, cfg: TrackingConfig, robot=None, model=None):
         """``model``: a scene model (as for CharEnv); ``cfg.sim_timestep`` replaces its timestep."""
@@ -291,9 +297,16 @@ class TrackingEnv(CharEnv):
         set_("contact_geom_group", np.unique(bodies, return_inverse=True)[1].astype(np.int32))
         set_("num_contact_bodies", int(len(np.unique(bodies))))
         set_("future_steps", tuple(int(s) for s in cfg.future_steps))
-        J, B = self.num_joints, len(self.tracked_ids)
-        set_("actor_obs_size", 2 * J * (1 + len(self.future_steps)) + 3 + 6 + 3 + 3 + 3 * J)
-        set_("obs_size", 2 * self.actor_obs_size + 9 * B)
+        J, B, S = self.num_joints, len(self.tracked_ids), len(self.future_steps)
+        set_("term_sizes", {"ref_joint_pos": J, "ref_joint_vel": J, "future_ref_joint_pos": S * J,
+                            "future_ref_joint_vel": S * J, "anchor_pos": 3, "anchor_ori": 6, "base_lin_vel": 3,
+                            "base_ang_vel": 3, "joint_pos": J, "joint_vel": J, "last_action": J})
+        set_("actor_terms", self.obs_selection(cfg.observation))
+        used = {t for _, ts in self.actor_terms for t in ts}
+        # Privileged: the full set's terms the actor does not see (critic only, noise-free).
+        set_("privileged_terms", tuple(t for _, ts in self.obs_selection("full") for t in ts if t not in used))
+        set_("actor_obs_size", layout_size(self.actor_obs_layout()))
+        set_("obs_size", 2 * self.actor_obs_size + sum(self.term_sizes[t] for t in self.privileged_terms) + 9 * B)
 
     # ---- params -----------------------------------------------------------------------
     def default_params(self, motion: MotionLib) -> TrackingParams:
@@ -441,33 +454,50 @@ class TrackingEnv(CharEnv):
         return take(0), take(1), take(slice(2, None))
 
     # ---- observation ------------------------------------------------------------------
-    def obs_terms(self, data, info, ref: MotionFrame, fut: MotionFrame):
-        """The actor terms (noise-free), in order, with their noise names."""
+    def obs_selection(self, observation: str):
+        """An actor set as (layout name, base terms of :meth:`obs_terms` concatenated) pairs.
+        Each layout entry draws its own noise key, so ``full`` keeps ``command`` as one entry."""
+        fut = ("future_ref_joint_pos", "future_ref_joint_vel") if self.future_steps else ()
+        common = (("anchor_ori", ("anchor_ori",)),)
+        tail = (("joint_pos", ("joint_pos",)), ("joint_vel", ("joint_vel",)), ("last_action", ("last_action",)))
+        if observation == "full":
+            return ((("command", ("ref_joint_pos", "ref_joint_vel") + fut), ("anchor_pos", ("anchor_pos",)))
+                    + common + (("base_lin_vel", ("base_lin_vel",)), ("base_ang_vel", ("base_ang_vel",))) + tail)
+        return (tuple((n, (n,)) for n in ("ref_joint_pos", "ref_joint_vel") + fut) + common
+                + (("gyro", ("base_ang_vel",)),) + tail)
+
+    def actor_obs_layout(self) -> list[dict]:
+        sizes = {n: sum(self.term_sizes[t] for t in ts) for n, ts in self.actor_terms}
+        return layout([n for n, _ in self.actor_terms], sizes, {k: self.cfg.obs_noise_scale * v
+                                                               for k, v in OBS_NOISE.items()})
+
+    def obs_terms(self, data, info, ref: MotionFrame, fut: MotionFrame) -> dict:
+        """Every base term (noise-free) by name; the actor sets select from these."""
         a_pos, a_rot = data.xpos[self.anchor_id], data.xquat[self.anchor_id]
         r_pos, r_rot = ref.body_pos[self.anchor_id], ref.body_rot[self.anchor_id]
         sim = self.char_frame(data)
-        cmd = [ref.joint_pos, ref.joint_vel]
-        if self.future_steps:
-            cmd += [fut.joint_pos.reshape(-1), fut.joint_vel.reshape(-1)]
-        return [("command", jnp.concatenate(cmd)),
-                ("anchor_pos", rmath.quat_rotate_inv(a_rot, r_pos - a_pos)),
-                ("anchor_ori", rot6d(rmath.quat_mul(rmath.quat_conj(a_rot), r_rot))),
-                ("base_lin_vel", rmath.quat_rotate_inv(sim.root_rot, sim.root_vel)),
-                ("base_ang_vel", data.qvel[3:6]),
-                ("joint_pos", sim.joint_pos - jnp.asarray(self.default_joint_pos)),
-                ("joint_vel", sim.joint_vel),
-                ("last_action", info["last_action"])]
+        return {"ref_joint_pos": ref.joint_pos, "ref_joint_vel": ref.joint_vel,
+                "future_ref_joint_pos": fut.joint_pos.reshape(-1), "future_ref_joint_vel": fut.joint_vel.reshape(-1),
+                "anchor_pos": rmath.quat_rotate_inv(a_rot, r_pos - a_pos),
+                "anchor_ori": rot6d(rmath.quat_mul(rmath.quat_conj(a_rot), r_rot)),
+                "base_lin_vel": rmath.quat_rotate_inv(sim.root_rot, sim.root_vel),
+                "base_ang_vel": data.qvel[3:6],
+                "joint_pos": sim.joint_pos - jnp.asarray(self.default_joint_pos),
+                "joint_vel": sim.joint_vel,
+                "last_action": info["last_action"]}
 
     def build_obs(self, params: TrackingParams, data, info, ref, fut):
         terms = self.obs_terms(data, info, ref, fut)
-        keys = jax.random.split(jax.random.fold_in(info["noise_key"], 1), len(terms))
-        noisy = [x + params.obs_noise_scale * OBS_NOISE[n] * jax.random.uniform(k, x.shape, minval=-1.0)
-                 if n in OBS_NOISE else x for (n, x), k in zip(terms, keys)]
+        join = lambda ts: terms[ts[0]] if len(ts) == 1 else jnp.concatenate([terms[t] for t in ts])  # noqa: E731
+        actor = [join(ts) for _, ts in self.actor_terms]
+        noisy = add_noise(actor, [OBS_NOISE.get(n, 0.0) for n, _ in self.actor_terms],
+                          jax.random.fold_in(info["noise_key"], 1), params.obs_noise_scale)
         a_pos, a_rot = data.xpos[self.anchor_id], data.xquat[self.anchor_id]
         bp = rmath.quat_rotate_inv(a_rot[None], data.xpos[self.tracked_ids] - a_pos)
         br = rot6d(rmath.quat_mul(jnp.broadcast_to(rmath.quat_conj(a_rot), (len(self.tracked_ids), 4)),
                                   data.xquat[self.tracked_ids]))
-        return jnp.concatenate(noisy + [x for _, x in terms] + [bp.reshape(-1), br.reshape(-1)])
+        return jnp.concatenate(noisy + actor + [terms[t] for t in self.privileged_terms]
+                               + [bp.reshape(-1), br.reshape(-1)])
 
     def observation(self, params, data, info):
         _, ref, fut = self.ref_frames(params, info)
