@@ -197,6 +197,22 @@ def test_plausibility_flags_planted_bad_clips(k1):
     assert any("velocity" in f for f in rep.failures)
 
 
+def test_flight_gravity_closed_form(k1):
+    from mjxmimic.tools.plausibility import flight_gravity
+    fps = 60.0
+    t = np.arange(40) / fps
+    z = 0.7 + 1.5 * t - 0.5 * 9.81 * 0.6 * t ** 2           # a CoM falling at 0.6 g
+    air = (t > 0.1) & (t < 0.5)
+    assert flight_gravity(z, air, fps) == pytest.approx(0.6, abs=1e-9)
+    air2 = air.copy()
+    air2[2:5] = True                                          # a shorter run elsewhere is ignored
+    assert flight_gravity(z, air2, fps) == pytest.approx(0.6, abs=1e-9)
+    assert np.isnan(flight_gravity(z, np.zeros(40, bool), fps)) and np.isnan(flight_gravity(z, t < 0.05, fps))
+    # a planted clip: no flight, so no gravity figure and no failure about it
+    rep = check_clip(_load("k1", "stand"), k1)
+    assert np.isnan(rep.flight_gravity) and rep.ok
+
+
 def test_velocity_limits_from_urdf(k1):
     v = velocity_limits(k1)
     if v is None:

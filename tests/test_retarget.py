@@ -337,3 +337,21 @@ def test_mimickit_g1_walk_retargets_to_k1():
     assert rep["kp_err_mean_cm"] < 4.0
     # it still walks forward about as far (scaled by the leg-length ratio)
     assert 0.5 < (clip.root_pos[-1, 0] - clip.root_pos[0, 0]) < 1.0
+
+
+@pytest.mark.skipif(not SHARED_G1.exists(), reason="../shared/motions not present")
+def test_froude_retiming_keeps_the_spin_kicks_flight_a_free_fall():
+    """G1's spin kick on the smaller K1: with the source's timing its jump would fall at
+    ~s_leg·g (0.68 g measured); retimed by √s_leg it falls at g again, and it lasts √s_leg as long."""
+    from mjxmimic.motions.io import load_clip
+    from mjxmimic.robots import load_robot
+    g1 = load_robot("g1")
+    src_clip = load_clip(SHARED_G1 / "g1_spinkick.pkl", g1)
+    src = retarget.source_from_robot_clip(src_clip, g1)
+    clip, rep = retarget.retarget(src, "k1", retarget.RetargetConfig(fps=60.0, time_scale="froude"), loop="wrap")
+    s = rep["scale_leg"]
+    assert 0.6 < s < 0.9 and rep["time_scale"] == "froude"
+    assert abs(clip.duration - src_clip.duration * np.sqrt(s)) < 1.5 / 60
+    assert abs(rep["plausibility"]["flight_gravity"] - 1.0) < 0.2
+    with pytest.raises(ValueError, match="time_scale"):
+        retarget.RetargetConfig(time_scale="slow")

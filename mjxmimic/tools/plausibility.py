@@ -20,6 +20,11 @@ Measures (all on the robot's own collision geometry, ``robot.collision_geom_ids`
   signed distance to the support polygon, the convex hull of the on-floor corners of the
   feet (positive inside). Frames with no foot on the floor are flight (not checked). The
   CoM ground projection's margin is reported too (the quasi-static criterion).
+- **flight gravity**: in the longest flight phase (every foot ``flight_clearance`` above the
+  floor for at least ``min_flight_frames``) the CoM height must follow a free-fall parabola; a quadratic fit
+  gives its vertical acceleration, reported as a fraction of g. Mocap gives ~0.85-1.0; a
+  clip whose lengths were scaled without retiming it floats (robot-to-robot retargeting
+  at leg ratio s gives ~s; retime with ``tools.retarget --time-scale froude``).
 
 For ``wrap`` clips the finite differences run across the seam: the clip is extended by its
 own frames shifted by the cycle's horizontal root displacement (MotionLib's convention).
@@ -44,7 +49,7 @@ from mjxmimic.motions.fk import frame_kinematics
 from mjxmimic.robots.geometry import geom_min_z
 
 __all__ = ["Limits", "Plausibility", "check_clip", "velocity_limits", "kinematics", "multibody_zmp",
-           "foot_state", "support_margin", "seam_gap", "main"]
+           "foot_state", "support_margin", "seam_gap", "flight_gravity", "main"]
 
 GRAVITY = 9.81
 
@@ -57,6 +62,9 @@ class Limits:
     velocity_ratio: float = 1.0
     zmp_margin_mm: float = 0.0      # ZMP at least this far inside the support polygon
     contact_height: float = 0.002   # m: a foot within this of the floor is on it (= the penetration tolerance)
+    flight_gravity_tol: float = 0.25  # |fitted CoM vertical acceleration / g - 1| in flight
+    flight_clearance: float = 0.02  # m: for the gravity fit, every foot at least this high (mocap feet hover)
+    min_flight_frames: int = 5
 
 
 @dataclasses.dataclass
@@ -78,6 +86,7 @@ class Plausibility:
     flight_frames: int
     stance_frames: tuple[int, ...]  # per foot
     seam_mm: float                  # wrap clips: pose gap at the seam (0 for clamp)
+    flight_gravity: float           # CoM vertical acceleration / g in the longest flight (nan if none)
     failures: list
 
     @property
@@ -260,6 +269,19 @@ def seam_gap(clip: Clip, robot) -> float:
     return float(np.linalg.norm(k["xipos"][0] - k["xipos"][1], axis=-1).max())
 
 
+def flight_gravity(com_z: np.ndarray, flight: np.ndarray, fps: float, min_frames: int = 5) -> float:
+    """The CoM's fitted vertical acceleration over the longest run of ``flight`` frames, as a
+    fraction of g (1 = free fall); nan when no run has ``min_frames`` frames."""
+    idx = np.flatnonzero(flight)
+    if idx.size == 0:
+        return float("nan")
+    run = max(np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1), key=len)
+    if len(run) < max(min_frames, 3):
+        return float("nan")
+    t = run / fps
+    return float(-2.0 * np.polyfit(t, com_z[run], 2)[0] / GRAVITY)
+
+
 # ---------------------------------------------------------------------------------------
 # the check
 # ---------------------------------------------------------------------------------------
@@ -316,11 +338,12 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
     # ZMP and CoM against the support polygon
     zmp, com, fz = multibody_zmp(robot, qe, c.fps, kin, with_fz=True)
     zmp, com, fz = zmp[sl], com[sl], fz[sl]
-    zm, cm, outside, flight, low = [], [], 0, 0, 0
+    zm, cm, outside, low = [], [], 0, 0
+    airborne = np.zeros(T, bool)
     for t in range(T):
         pts = [corners[t, corners[t, :, 2] <= limits.contact_height, :2] for corners, on in feet if on[t]]
         if not pts:
-            flight += 1
+            airborne[t] = True
             continue
         pts = np.concatenate(pts, 0)
         cm.append(support_margin(com[t, :2], pts))
@@ -332,12 +355,16 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
         outside += a < limits.zmp_margin_mm * 1e-3
     zmin = float(min(zm)) * 1e3 if zm else float("nan")
     cmin = float(min(cm)) * 1e3 if cm else float("nan")
+    flight = int(airborne.sum())
+    lowest_foot = np.min([corners[..., 2].min(-1) for corners, _ in feet], axis=0)
+    fg = flight_gravity(com[:, 2], lowest_foot > limits.flight_clearance, c.fps, limits.min_flight_frames)
 
     rep = Plausibility(
         name=c.name, frames=T, fps=float(c.fps), penetration_mm=pen, skate_mm=skate, skate_frame_mm=skate_frame,
         joint_limit_rad=jl, velocity_ratio=vratio, velocity_joint=vjoint, zmp_margin_mm=zmin,
         zmp_outside_frames=int(outside), low_force_frames=low, com_margin_mm=cmin, flight_frames=flight,
-        stance_frames=tuple(int(on.sum()) for _, on in feet), seam_mm=seam_gap(c, robot) * 1e3, failures=[])
+        stance_frames=tuple(int(on.sum()) for _, on in feet), seam_mm=seam_gap(c, robot) * 1e3,
+        flight_gravity=fg, failures=[])
     f = rep.failures
     if pen > limits.penetration_mm:
         f.append(f"penetration {pen:.2f} mm > {limits.penetration_mm} mm")
@@ -349,17 +376,19 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
         f.append(f"joint velocity {vratio:.2f}x the URDF limit ({vjoint})")
     if outside:
         f.append(f"ZMP outside the support polygon on {outside} frame(s) (worst margin {zmin:.1f} mm)")
+    if np.isfinite(fg) and abs(fg - 1.0) > limits.flight_gravity_tol:
+        f.append(f"flight phase falls at {fg:.2f} g (not free fall: retimed or scaled without retiming?)")
     return rep
 
 
 def format_table(reps) -> str:
     head = (f"{'clip':<18}{'frames':>7}{'pen mm':>8}{'skate mm':>9}{'lim rad':>9}{'vel/lim':>8}"
-            f"{'ZMP mm':>8}{'CoM mm':>8}{'flight':>7}{'seam mm':>8}  ok")
+            f"{'ZMP mm':>8}{'CoM mm':>8}{'flight':>7}{'fall g':>7}{'seam mm':>8}  ok")
     rows = [head]
     for r in reps:
         rows.append(f"{r.name:<18}{r.frames:>7}{r.penetration_mm:>8.2f}{r.skate_mm:>9.2f}{r.joint_limit_rad:>9.4f}"
                     f"{r.velocity_ratio:>8.2f}{r.zmp_margin_mm:>8.1f}{r.com_margin_mm:>8.1f}{r.flight_frames:>7}"
-                    f"{r.seam_mm:>8.2f}  {'yes' if r.ok else 'NO: ' + '; '.join(r.failures)}")
+                    f"{r.flight_gravity:>7.2f}{r.seam_mm:>8.2f}  {'yes' if r.ok else 'NO: ' + '; '.join(r.failures)}")
     return "\n".join(rows)
 
 

@@ -23,7 +23,11 @@ Pipeline:
    weighted; otherwise the sole is aimed at least ``swing_clearance`` above the floor;
 4. whole-trajectory IK (:func:`mjxmimic.tools.ik.solve_ik`): soles (position +
    orientation), hips, knees, hands, elbows, head, pelvis orientation, a small posture
-   prior, temporal smoothness, the floor for every collision geom, joint limits.
+   prior, temporal smoothness, the floor for every collision geom, joint limits;
+5. time (``time_scale``): ``none`` keeps the source's timing; ``froude`` plays the clip
+   √s_leg times as long (dynamic similarity: lengths × s and times × √s keep gravity's
+   acceleration), so that jumps stay free falls on a smaller robot — with the source's
+   timing a flight phase scaled by s falls at s·g, which no robot can track.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mjxmimic.motions.clip import Clip, MotionError
+from mjxmimic.motions.clip import Clip, MotionError, resample
 from mjxmimic.tools import ik
 from mjxmimic.tools.source import Source
 
@@ -110,6 +114,11 @@ class RetargetConfig:
     w_posture: float = 0.02
     w_smooth: float = 2e-4
     iters: int = 30
+    time_scale: str = "none"       # none | froude (see the module docstring, step 5)
+
+    def __post_init__(self):
+        if self.time_scale not in ("none", "froude"):
+            raise ValueError(f"time_scale must be none or froude, got {self.time_scale!r}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -311,12 +320,16 @@ def retarget(src: Source, robot, cfg: RetargetConfig = RetargetConfig(), loop: s
     res = ik.solve_ik(robot, kps, tg, init, w_posture=cfg.w_posture, fps=s.fps,
                       config=ik.IKConfig(iters=cfg.iters, w_smooth=cfg.w_smooth))
     q = res.qpos
-    clip = Clip(fps=s.fps, loop=loop or s.loop, root_pos=q[:, :3], root_rot=q[:, 3:7],
+    fps = s.fps / np.sqrt(s_leg) if cfg.time_scale == "froude" else s.fps
+    clip = Clip(fps=fps, loop=loop or s.loop, root_pos=q[:, :3], root_rot=q[:, 3:7],
                 joint_pos=q[:, robot.qpos_idx], joint_names=tuple(robot.joint_names), name=s.name)
+    if cfg.time_scale == "froude":
+        clip = resample(clip, cfg.fps)
     rep = check_clip(clip, robot)
     err = res.pos_err
     per = {n: float(np.nanmean(err[:, i])) * 100 for i, n in enumerate(["left_sole", "right_sole"] + order[2:-1])}
-    report = {"name": s.name, "frames": T, "fps": s.fps, "scale_leg": s_leg, "scale_arm": s_arm,
+    report = {"name": s.name, "frames": clip.num_frames, "fps": clip.fps, "time_scale": cfg.time_scale,
+              "scale_leg": s_leg, "scale_arm": s_arm,
               "kp_err_mean_cm": float(np.nanmean(err)) * 100, "kp_err_max_cm": float(np.nanmax(err)) * 100,
               "kp_err_by_point_cm": per, "contact_frames": [int(contact[s_].sum()) for s_ in SIDES],
               "plausibility": rep.as_dict()}
@@ -370,6 +383,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bvh-scale", type=float, default=None, help="BVH units to metres (default: guess cm/m)")
     ap.add_argument("--bvh-up", default="y", choices=["y", "z"])
     ap.add_argument("--loop", choices=["wrap", "clamp"], default=None)
+    ap.add_argument("--time-scale", choices=["none", "froude"], default="none",
+                    help="froude: retime by the square root of the leg-length ratio, so flight phases stay "
+                         "free falls on a robot of another size (default: keep the source's timing)")
     ap.add_argument("--json", action="store_true", help="print the reports as JSON")
     a = ap.parse_args(argv)
     from mjxmimic.motions.io import save_clip
@@ -385,7 +401,7 @@ def main(argv=None) -> int:
     try:
         for s in a.src:
             src = _load_source(Path(s), a)
-            clip, rep = retarget(src, robot, RetargetConfig(fps=a.fps), loop=a.loop)
+            clip, rep = retarget(src, robot, RetargetConfig(fps=a.fps, time_scale=a.time_scale), loop=a.loop)
             save_clip(clip, out if single else out / f"{src.name}.npz")
             reps.append(rep)
     except MotionError as e:
