@@ -162,6 +162,8 @@ def main(argv=None) -> int:
 
     from mjxmimic.envs.registry import ConfigError
     from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
+    from mjxmimic.paths import enable_compile_cache
+    enable_compile_cache(jax.default_backend())
     from mjxmimic.train import build
 
     try:

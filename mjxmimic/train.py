@@ -41,7 +41,7 @@ import_mjx()  # before the registry imports MJX: no warp-probe lines
 from mjxmimic.envs import registry  # noqa: E402
 from mjxmimic.envs.registry import (ConfigError, apply_overrides, load_config, make_env,  # noqa: E402
                                     parse_overrides, read_config)
-from mjxmimic.paths import ROBOTS_DIR, default_runs_dir  # noqa: E402
+from mjxmimic.paths import ROBOTS_DIR, default_runs_dir, enable_compile_cache  # noqa: E402
 
 CPU_NUM_ENVS = 64
 CPU_MINUTES = 10.0  # default budget without a GPU: the quick start ends by itself
@@ -280,6 +280,7 @@ def main(argv=None) -> int:
     from mjxmimic.learning import Checkpointer, init_or_restore, train
 
     backend = jax.default_backend()
+    enable_compile_cache(backend)  # GPU/TPU: a repeated or resumed run skips the ~90 s compile
     try:
         if args.keep < 1:
             raise ConfigError(f"--keep: expected a number >= 1, got {args.keep}")
