@@ -41,35 +41,12 @@ def load_run(run_dir: Path, best: bool = False, step=None):
     return env, params, agent_cfg, trainer, ts
 
 
-def actor_obs_layout(env, params) -> list[dict]:
-    """``env.actor_obs_layout()`` (the shared interface, issue #11) where the env has it.
-
-    Otherwise the tracking env's own terms (``env.obs_terms``, names and sizes by tracing one reset
-    without compiling; noise = OBS_NOISE × obs_noise_scale), so the layout is always the one the env
-    builds; other envs without a layout are one opaque term ``obs``."""
-    import jax
-
+def actor_obs_layout(env) -> list[dict]:
+    """``env.actor_obs_layout()`` as plain dicts (name, size, noise), checked against the actor's size."""
     from mjxmimic.learning.ppo import actor_obs_size
     size = actor_obs_size(env)
-    if hasattr(env, "actor_obs_layout"):
-        layout = [{"name": str(t["name"]), "size": int(t["size"]), "noise": float(t.get("noise", 0.0))}
-                  for t in env.actor_obs_layout()]
-    elif hasattr(env, "obs_terms") and hasattr(env, "ref_frames"):
-        from mjxmimic.envs.tracking import OBS_NOISE
-        names = []
-
-        def terms(key):
-            st = env.reset(params, key)
-            _, ref, fut = env.ref_frames(params, st.info)
-            t = env.obs_terms(st.physics, st.info, ref, fut)
-            names[:] = [n for n, _ in t]
-            return [x for _, x in t]
-        shapes = jax.eval_shape(terms, jax.random.PRNGKey(0))
-        scale = float(env.cfg.obs_noise_scale)
-        layout = [{"name": n, "size": int(np.prod(s.shape)), "noise": OBS_NOISE.get(n, 0.0) * scale}
-                  for n, s in zip(names, shapes)]
-    else:
-        layout = [{"name": "obs", "size": size, "noise": 0.0}]
+    layout = [{"name": str(t["name"]), "size": int(t["size"]), "noise": float(t.get("noise", 0.0))}
+              for t in env.actor_obs_layout()]
     if sum(t["size"] for t in layout) != size:
         raise ValueError(f"observation layout sizes {[t['size'] for t in layout]} do not sum to the actor's {size}")
     return layout
@@ -217,7 +194,7 @@ def export(run_dir, out, best: bool = False, step=None) -> tuple[Path, Path]:
     from mjxmimic.learning import policy_params
     from mjxmimic.learning.ppo import actor_obs_size
     env, params, agent_cfg, trainer, ts = load_run(Path(run_dir), best, step)
-    layout = actor_obs_layout(env, params)
+    layout = actor_obs_layout(env)
     model = policy_onnx(trainer, policy_params(ts), actor_obs_size(env), agent_cfg.obs_clip)
     meta = policy_metadata(env, params, agent_cfg, layout, int(ts.iteration))
     out = Path(out)

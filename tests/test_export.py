@@ -78,7 +78,7 @@ def test_policy_json_round_trips(run):
     lay = meta["observation"]["layout"]
     assert sum(t["size"] for t in lay) == meta["observation"]["size"]
     # the same numbers as the exporter computes them, after the JSON trip
-    again = export.policy_metadata(env, params, agent_cfg, export.actor_obs_layout(env, params), 1)
+    again = export.policy_metadata(env, params, agent_cfg, export.actor_obs_layout(env), 1)
     np.testing.assert_array_equal(again["reference"]["clips"][0]["joint_pos"],
                                   meta["reference"]["clips"][0]["joint_pos"])
     np.testing.assert_array_equal(again["armature"], meta["armature"])
@@ -120,7 +120,7 @@ def test_sim2sim_observation_equals_the_env_observation(run, obs_set):
     ov = {**EVAL_OVERRIDES, **({"env.observation": obs_set} if obs_set != "full" else {})}
     env, params, agent_cfg = make_env(d / "config.yaml", ov)
     meta = export.loads_policy_json(export.dumps_policy_json(
-        export.policy_metadata(env, params, agent_cfg, export.actor_obs_layout(env, params))))
+        export.policy_metadata(env, params, agent_cfg, export.actor_obs_layout(env))))
     r = env.robot
     rng = np.random.default_rng(3)
     c = meta["reference"]["clips"][0]
