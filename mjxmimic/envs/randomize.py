@@ -18,7 +18,8 @@ Booster's K1 and BeyondMimic's G1 training (shared/docs/deployment_notes.md):
 * ``joint_offset``: rad per joint added to the PD target: a calibration error of the joint
   encoders, which the observation does not see.
 * ``com_offset``: ± half widths (x, y, z) in metres of a shift of ``com_body``'s centre of
-  mass (body_ipos); default body: the robot's root.
+  mass (body_ipos); default body: the robot's root. (MJX always places the inertial frame at
+  body_ipos; MuJoCo C skips it for bodies compiled with ipos = 0 unless body_sameframe is 0.)
 * ``mass_scale``: per robot link, a factor on its mass and inertia (constants MuJoCo derives
   from masses at compile time, e.g. body_invweight0, keep their nominal values).
 * ``kp_scale``/``kd_scale``: per joint, factors on the actuators' PD gains.
