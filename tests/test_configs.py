@@ -86,6 +86,12 @@ def test_defaults_merge_recursively_child_wins(tmp_path):
     assert c["agent_cfg"].actor_optimizer.type == "adam"            # kept from the base (recursive merge)
     assert c["agent_cfg"].actor_optimizer.learning_rate == 5e-5     # the child's
     assert load_config(mid)["num_envs"] == 4
+    # a list of bases merges left to right (the later base wins), then the file
+    _write(tmp_path, "_other.yaml", {"env": {"num_envs": 6, "episode_length": 2.0}})
+    two = _write(tmp_path, "two.yaml", {"defaults": ["_mid", "_other"], "env": {"episode_length": 3.0}})
+    c = load_config(two)
+    assert c["num_envs"] == 6 and c["env_cfg"].episode_length == 3.0 and c["env_cfg"].robot == "k1"
+    assert load_config(_write(tmp_path, "rev.yaml", {"defaults": ["_other", "_mid"]}))["num_envs"] == 4
 
 
 def test_defaults_errors_name_the_file(tmp_path):

@@ -196,7 +196,6 @@ class AMPEnv(CharEnv):
         object.__setattr__(self, "disc_obs_size", cfg.num_disc_obs_steps * disc_obs_frame_size(
             j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
         full_size = self.char_obs_size() + self.task_obs_size
-        object.__setattr__(self, "default_joint_pos", self.robot.default_joint_pos.astype(np.float32))
         if cfg.observation == "robot":
             object.__setattr__(self, "actor_obs_size", layout_size(self.actor_obs_layout()))
             object.__setattr__(self, "obs_size", self.actor_obs_size + full_size)

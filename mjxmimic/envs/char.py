@@ -56,12 +56,14 @@ from flax import struct
 from mujoco import mjx
 
 from mjxmimic import math as rmath
-from mjxmimic.envs import physics
+from mjxmimic.envs import physics, randomize
 from mjxmimic.envs.observations import check_observation, layout
+from mjxmimic.envs.randomize import RandomizeConfig
 from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.robots import Robot, load_robot
+from mjxmimic.robots.profiles import PROFILES_SIM, apply_profile, load_profile, profile_default_qpos
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
            "char_obs_size", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
@@ -79,7 +81,7 @@ class CharConfig:
     """Static settings of a character env (MimicKit ``char_env`` / engine config names)."""
 
     robot: str = "g1"
-    control_freq: float = 30.0          # Hz; substeps = control period / robot model timestep
+    control_freq: float = 30.0          # Hz; substeps = control period / robot model timestep (profile sim)
     episode_length: float = 10.0        # seconds (timeout, bootstrapped)
     global_obs: bool = False
     root_height_obs: bool = True
@@ -93,6 +95,12 @@ class CharConfig:
     rand_reset: bool = True             # reset at a random time of a random clip (needs a MotionLib)
     init_pose: Optional[tuple[float, ...]] = None   # qpos [nq] used without a MotionLib; None: robot default pose
     max_qvel: float = 200.0             # NaN guard: |qvel| above this (m/s or rad/s) resets the env
+    # Actuation: "sim" (the robot model as converted) or a profile of robots/<robot>/robot.yaml
+    # ("deploy": the vendor's gains, effort limits, armature and default pose). A profile other
+    # than sim is the one source of the physics timestep and the control rate: it replaces
+    # control_freq (and the tracking env's sim_timestep and action_scale_factor).
+    profile: str = "sim"
+    randomize: RandomizeConfig = RandomizeConfig()   # domain randomisation, all off by default
 
     def __post_init__(self):
         if self.control_freq <= 0 or self.episode_length <= 0:
@@ -100,6 +108,8 @@ class CharConfig:
         if self.action_bound_scale <= 0 or self.max_qvel <= 0:
             raise ValueError("action_bound_scale and max_qvel must be positive")
         check_observation(self.observation)
+        if not isinstance(self.profile, str) or not self.profile:
+            raise ValueError(f"profile must be a profile name (sim, deploy, ...), got {self.profile!r}")
 
 
 @struct.dataclass
@@ -221,8 +231,12 @@ class CharEnv:
         self.model = model if model is not None else m
         if self.model.nq < m.nq or self.model.nv < m.nv or self.model.nu != m.nu:
             raise ValueError("model must contain the robot first (same actuators, robot qpos/qvel leading)")
+        self.profile = load_profile(robot, cfg.profile)
+        deploy = cfg.profile != PROFILES_SIM
+        if deploy:
+            self.model = model = apply_profile(self.model, robot, self.profile)
         self._mjx_model = None if model is None else mjx.put_model(model)
-        self.control_dt = 1.0 / cfg.control_freq
+        self.control_dt = 1.0 / (self.profile.control_freq if deploy else cfg.control_freq)
         self.num_substeps = physics.num_substeps(float(self.model.opt.timestep), self.control_dt)
         self.max_episode_steps = max(1, int(round(cfg.episode_length / self.control_dt)))
         self.num_joints = robot.num_joints
@@ -246,7 +260,10 @@ class CharEnv:
                 raise ValueError(f"init_pose must have the robot's nq={m.nq} values, got {init.shape}")
             self.init_qpos = init.astype(np.float32)
         else:
-            self.init_qpos = robot.default_qpos.astype(np.float32)
+            self.init_qpos = (profile_default_qpos(robot, self.profile) if deploy
+                              else robot.default_qpos).astype(np.float32)
+        # The PD target's zero (the profile's default joint angles).
+        self.default_joint_pos = self.profile.default_joint_pos.astype(np.float32)
         # Coordinates of scene objects after the robot's (their qpos0 / zero velocity).
         self.qpos_tail = self.model.qpos0[m.nq:].astype(np.float32)
         self.nv_tail = self.model.nv - m.nv
@@ -254,6 +271,9 @@ class CharEnv:
         if cfg.observation != "full" and not self.robot_obs:
             raise ValueError(f"{type(self).__name__}: observation {cfg.observation!r} is not implemented "
                              "(only the tracking and AMP envs have a robot set)")
+        # Domain randomisation: None when off (then reset/step are exactly the plain env's).
+        self.dr_layout = (randomize.make_layout(cfg.randomize, robot, self.model, self.num_substeps, self.control_dt)
+                          if cfg.randomize.active else None)
         self._frozen = True
 
     def __setattr__(self, k, v):
@@ -405,11 +425,19 @@ class CharEnv:
 
     # ---- contract: the one reset/step of every character env ----------------------------
     def reset(self, params: CharParams, key) -> EnvState:
+        k_dr = None
+        if self.dr_layout is not None:
+            key, k_dr = jax.random.split(key)
         keys = jax.random.split(key, 3 if self.task_key else 2)
         qpos, qvel, info = self.initial_state(params, keys[0])
         if self.task_key:
             qpos, qvel, info = self.task_init(params, keys[1], qpos, qvel, info)
-        data = physics.set_state(params.model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
+        model = params.model
+        if k_dr is not None:
+            dr = randomize.sample(self.cfg.randomize, self.dr_layout, k_dr, qpos[self.robot.qpos_idx])
+            info = {**info, "dr": dr}
+            model = randomize.env_model(model, self.dr_layout, dr)
+        data = physics.set_state(model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
         info = self.init_info(params, data, info)
         # evaluate() gives the obs and the metric keys (its other outputs mean nothing at reset).
         obs, _, _, _, metrics = jax.tree_util.tree_map(jnp.asarray, self.evaluate(params, data, info))
@@ -419,14 +447,35 @@ class CharEnv:
                         done=jnp.zeros((), bool), truncated=jnp.zeros((), bool), metrics=metrics, info=info,
                         key=keys[-1])
 
+    def randomized_physics(self, params: CharParams, state: EnvState, action, dr: dict):
+        """A step's physics with the env's randomisation: push, calibration offset, delay, its
+        own model. -> (data, dr, state with the push key drawn)."""
+        lay, cfg = self.dr_layout, self.cfg.randomize
+        phys = state.physics
+        if "push_countdown" in dr:
+            key, k_push = jax.random.split(state.key)
+            state = state.replace(key=key)
+            qvel, dr = randomize.push(cfg, lay, k_push, phys.qvel, dr)
+            phys = phys.replace(qvel=qvel)
+        target = randomize.pd_target(self.action_to_target(action), dr)
+        data = physics.pd_step(randomize.env_model(params.model, lay, dr), phys, target, self.num_substeps,
+                               delay=dr.get("delay"), prev_targets=dr.get("prev_targets"))
+        return data, randomize.shift_targets(dr, target), state
+
     def step(self, params: CharParams, state: EnvState, action) -> EnvState:
         k_task = None
         if self.task_key:
             key, k_task = jax.random.split(state.key)
             state = state.replace(key=key)
-        data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+        dr = state.info.get("dr")
+        if dr is None:
+            data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+        else:
+            data, dr, state = self.randomized_physics(params, state, action, dr)
         info = {**state.info, "step": state.info["step"] + 1}
         info = self.record_action(info, action)
+        if dr is not None:
+            info["dr"] = dr
         unstable = physics.is_unstable(data, self.cfg.max_qvel)
         info = self.post_physics(params, state.physics, data, info, unstable)
         obs, reward, failed, succeeded, metrics, info = self.evaluate_step(params, k_task, state.physics, data, info)

@@ -49,18 +49,35 @@ def set_state(model: mjx.Model, qpos, qvel, ctrl=None) -> mjx.Data:
     return mjx.kinematics(model, d)
 
 
-def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int, sync_kinematics: bool = True) -> mjx.Data:
+def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int, sync_kinematics: bool = True,
+            delay=None, prev_targets=None) -> mjx.Data:
     """Hold ``ctrl = target`` (position-actuator PD targets) for ``num_steps`` mj steps.
 
     ``mj_step`` leaves body/geom poses at the start of its last step (they are computed
     before integrating); ``sync_kinematics`` recomputes them from the final qpos, so body
-    positions, geom clearances and qpos/qvel all describe the same instant."""
-    data = data.replace(ctrl=jnp.asarray(target, data.ctrl.dtype))
+    positions, geom clearances and qpos/qvel all describe the same instant.
 
-    def body(d, _):
-        return mjx.step(model, d), None
+    Actuator delay: with ``delay`` (d physics steps, traced int) the target reaches the
+    actuators d mj steps after the control step starts; until then the actuators get the
+    target that was current d steps earlier, taken from ``prev_targets`` [H, J] (the previous
+    control steps' targets, latest first; H = ceil(d_max / num_steps)). Substep k applies the
+    target of ceil((d − k)/num_steps) control steps ago (0: this one)."""
+    if delay is None:
+        data = data.replace(ctrl=jnp.asarray(target, data.ctrl.dtype))
 
-    data, _ = jax.lax.scan(body, data, None, length=num_steps)
+        def body(d, _):
+            return mjx.step(model, d), None
+
+        data, _ = jax.lax.scan(body, data, None, length=num_steps)
+    else:
+        stack = jnp.concatenate([jnp.asarray(target, data.ctrl.dtype)[None],
+                                 jnp.asarray(prev_targets, data.ctrl.dtype)], axis=0)
+
+        def body(d, k):
+            back = jnp.clip((delay - k + num_steps - 1) // num_steps, 0, stack.shape[0] - 1)
+            return mjx.step(model, d.replace(ctrl=stack[back])), None
+
+        data, _ = jax.lax.scan(body, data, jnp.arange(num_steps, dtype=jnp.int32))
     return mjx.kinematics(model, data) if sync_kinematics else data
 
 

@@ -17,7 +17,8 @@ A config file has two sections, a one-line description and, optionally, a base::
       name: ppo                # learner config class (see AGENT_KINDS)
       ...                      # fields of that class (PPOConfig / AMPConfig)
 
-Inheritance: ``defaults: <name>`` merges the named base under this file (recursively:
+Inheritance: ``defaults: <name>`` (or a list of names, merged left to right: a later base
+wins) merges the named base under this file (recursively:
 mappings merge key by key, the child's value wins, lists are replaced whole); a base may
 itself have ``defaults:``. Bases are the files named ``_*.yaml``; :func:`list_configs`
 leaves them out. :func:`read_config` returns the merged, self-contained mapping (no
@@ -288,8 +289,13 @@ def _read_chain(path: Path, seen: tuple) -> tuple[dict, tuple]:
             raise ConfigError(f"{path}: '{sec}' must be a mapping")
     if "defaults" not in raw:
         return raw, (path,)
-    base, chain = _read_chain(_defaults_file(raw.pop("defaults"), path), seen + (path.resolve(),))
-    return _merge(base, raw), (path,) + chain
+    names = raw.pop("defaults")
+    merged, chain = {}, (path,)
+    # A list of bases merges left to right (a later base wins), then the file itself.
+    for name in (names if isinstance(names, list) and names else [names]):
+        base, sub = _read_chain(_defaults_file(name, path), seen + (path.resolve(),))
+        merged, chain = _merge(merged, base), chain + sub
+    return _merge(merged, raw), chain
 
 
 def read_config(name_or_path) -> dict:

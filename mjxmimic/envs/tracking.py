@@ -47,6 +47,7 @@ from mjxmimic.envs.deepmimic import compute_tracking_error
 from mjxmimic.envs.observations import add_noise, layout, layout_size
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
+from mjxmimic.robots.profiles import PROFILES_SIM, effort_over_kp
 
 __all__ = ["TrackingConfig", "TrackingParams", "TrackingEnv", "REWARD_TERMS", "EVAL_OVERRIDES", "OBS_NOISE",
            "relative_targets", "rot6d", "quat_from_euler_xyz", "exp_reward", "action_rate_penalty",
@@ -267,7 +268,7 @@ class TrackingEnv(CharEnv):
         """``model``: a scene model (as for CharEnv); ``cfg.sim_timestep`` replaces its timestep."""
         from mjxmimic.robots import load_robot
         robot = robot if robot is not None else load_robot(cfg.robot)
-        if cfg.sim_timestep is not None:
+        if cfg.sim_timestep is not None and cfg.profile == PROFILES_SIM:   # a deploy profile sets its own
             model = _with_timestep(robot.model if model is None else model, cfg.sim_timestep)
         super().__init__(cfg, robot, model)
         r = self.robot
@@ -276,10 +277,10 @@ class TrackingEnv(CharEnv):
         tau = self.model.actuator_forcerange[:r.model.nu, 1]
         if np.any(kp <= 0) or np.any(tau <= 0):
             raise ValueError(f"{r.name}: every actuator needs a positive gain and force range for the action scale")
-        scale = (cfg.action_scale_factor * tau / kp).astype(np.float32)
-        q0 = r.default_joint_pos.astype(np.float32)
+        factor = cfg.action_scale_factor if self.profile.action_scale_factor is None else self.profile.action_scale_factor
+        scale = effort_over_kp(factor, tau, kp).astype(np.float32)
+        q0 = self.default_joint_pos
         set_("action_scale", scale)
-        set_("default_joint_pos", q0)
         set_("action_low", q0 - scale)
         set_("action_high", q0 + scale)
         lo, hi = r.joint_range.T

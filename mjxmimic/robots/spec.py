@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import yaml
 
 from mjxmimic.paths import REPO_ROOT, ROBOTS_DIR
 
-__all__ = ["RobotSpecError", "JointSpec", "GeomSpec", "SiteSpec", "RobotSpec", "load_spec", "spec_path"]
+__all__ = ["RobotSpecError", "JointSpec", "GeomSpec", "SiteSpec", "ProfileSpec", "RobotSpec", "load_spec", "spec_path",
+           "ACTION_SCALE_RULES"]
 
 
 class RobotSpecError(ValueError):
@@ -43,6 +45,28 @@ class SiteSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileSpec:
+    """A named actuation profile (``profiles: {deploy: ...}``): per-joint tuples in the spec's joint order."""
+    name: str
+    source: str
+    kp: tuple[float, ...]
+    kd: tuple[float, ...]
+    effort: tuple[float, ...]
+    armature: tuple[float, ...]
+    default_pos: tuple[float, ...]
+    control_freq: float
+    sim_timestep: float
+    action_scale_rule: str
+    action_scale_factor: float
+
+
+# target = default + s·a; effort_over_kp: s_j = factor·effort_j/kp_j (Booster, BeyondMimic).
+ACTION_SCALE_RULES = ("effort_over_kp",)
+_PROFILE_KEYS = ("source", "joints", "default_pos", "control_freq", "sim_timestep", "action_scale")
+_PROFILE_JOINT_KEYS = ("kp", "kd", "effort", "armature")
+
+
+@dataclasses.dataclass(frozen=True)
 class RobotSpec:
     name: str
     path: Path
@@ -64,6 +88,7 @@ class RobotSpec:
     feet: tuple[str, ...]
     default_pose: dict
     inertial_overrides: dict
+    profiles: dict = dataclasses.field(default_factory=dict)   # name -> ProfileSpec
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -93,6 +118,91 @@ def _floats(v, n, where) -> tuple[float, ...]:
         raise RobotSpecError(f"{where}: expected numbers, got {v!r}") from None
 
 
+def _gain(v, which: str, arm: float, rule: dict, w: str, jw: str) -> float:
+    """A kp/kd entry: a number, or 'rule': kp = I·ω², kd = 2ζ·I·ω (ω = 2π·natural_freq_hz, I the armature)."""
+    if v == "rule":
+        wn = 2.0 * math.pi * float(_req(rule, "natural_freq_hz", f"{w}: gain_rule"))
+        zeta = float(_req(rule, "damping_ratio", f"{w}: gain_rule"))
+        return arm * wn * wn if which == "kp" else 2.0 * zeta * arm * wn
+    return _num(v, f"{jw}: {which}", "a number or 'rule'")
+
+
+def _num(v, where: str, what: str = "a number") -> float:
+    if isinstance(v, bool):
+        raise RobotSpecError(f"{where} must be {what}, got {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise RobotSpecError(f"{where} must be {what}, got {v!r}") from None
+
+
+def _profile(name, raw, joint_names: list[str], rule: dict, w: str) -> ProfileSpec:
+    """Validate one profile. ``joints`` maps regular expressions (matched against whole joint
+    names) to {kp, kd, effort, armature}; every joint must match exactly one of them."""
+    pw = f"{w}: profiles.{name}"
+    if name == "sim":
+        raise RobotSpecError(f"{pw}: 'sim' is reserved for the simulation model itself; name the profile otherwise")
+    if not isinstance(raw, dict):
+        raise RobotSpecError(f"{pw}: expected a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(_PROFILE_KEYS))
+    if unknown:
+        raise RobotSpecError(f"{pw}: unknown key(s) {unknown}; valid keys: {list(_PROFILE_KEYS)}")
+    source = _req(raw, "source", pw)
+    if not isinstance(source, str) or not source.strip():
+        raise RobotSpecError(f"{pw}.source must say where the numbers come from, got {source!r}")
+    groups = _req(raw, "joints", pw)
+    if not isinstance(groups, dict) or not groups:
+        raise RobotSpecError(f"{pw}.joints must map joint-name patterns to {{kp, kd, effort, armature}}")
+    vals: dict[str, dict] = {}
+    for pat, g in groups.items():
+        gw = f"{pw}.joints['{pat}']"
+        try:
+            rx = re.compile(str(pat))
+        except re.error as e:
+            raise RobotSpecError(f"{gw}: bad regular expression: {e}") from None
+        if not isinstance(g, dict):
+            raise RobotSpecError(f"{gw}: expected a mapping of {list(_PROFILE_JOINT_KEYS)}, got {g!r}")
+        bad = sorted(set(g) - set(_PROFILE_JOINT_KEYS))
+        missing = [k for k in _PROFILE_JOINT_KEYS if k not in g]
+        if bad or missing:
+            raise RobotSpecError(f"{gw}: unknown key(s) {bad}, missing {missing}; needs {list(_PROFILE_JOINT_KEYS)}")
+        hits = [j for j in joint_names if rx.fullmatch(j)]
+        if not hits:
+            raise RobotSpecError(f"{gw}: matches no joint; joints: {joint_names}")
+        arm = _num(g["armature"], f"{gw}.armature")
+        v = {"armature": arm, "effort": _num(g["effort"], f"{gw}.effort"),
+             "kp": _gain(g["kp"], "kp", arm, rule, w, gw), "kd": _gain(g["kd"], "kd", arm, rule, w, gw)}
+        if v["kp"] <= 0 or v["kd"] < 0 or v["effort"] <= 0 or arm < 0:
+            raise RobotSpecError(f"{gw}: needs kp > 0, kd >= 0, effort > 0, armature >= 0, got {v}")
+        for j in hits:
+            if j in vals:
+                raise RobotSpecError(f"{gw}: joint '{j}' is matched by two patterns")
+            vals[j] = v
+    missing = [j for j in joint_names if j not in vals]
+    if missing:
+        raise RobotSpecError(f"{pw}.joints: no pattern matches joint(s) {missing}")
+    pose = raw.get("default_pos") or {}
+    if not isinstance(pose, dict):
+        raise RobotSpecError(f"{pw}.default_pos must map joint names to angles (unlisted joints: 0)")
+    unknown = [j for j in pose if j not in joint_names]
+    if unknown:
+        raise RobotSpecError(f"{pw}.default_pos: unknown joint(s) {unknown}; joints: {joint_names}")
+    act = _req(raw, "action_scale", pw)
+    if not isinstance(act, dict) or act.get("rule") not in ACTION_SCALE_RULES or set(act) != {"rule", "factor"}:
+        raise RobotSpecError(f"{pw}.action_scale must be {{rule: one of {list(ACTION_SCALE_RULES)}, factor: number}}, "
+                             f"got {act!r}")
+    freq, dt = _num(_req(raw, "control_freq", pw), f"{pw}.control_freq"), _num(_req(raw, "sim_timestep", pw),
+                                                                                 f"{pw}.sim_timestep")
+    factor = _num(act["factor"], f"{pw}.action_scale.factor")
+    if freq <= 0 or dt <= 0 or factor <= 0:
+        raise RobotSpecError(f"{pw}: control_freq, sim_timestep and action_scale.factor must be positive")
+    col = lambda k: tuple(vals[j][k] for j in joint_names)  # noqa: E731
+    return ProfileSpec(name=str(name), source=source.strip(), kp=col("kp"), kd=col("kd"), effort=col("effort"),
+                       armature=col("armature"),
+                       default_pos=tuple(_num(pose.get(j, 0.0), f"{pw}.default_pos.{j}") for j in joint_names),
+                       control_freq=freq, sim_timestep=dt, action_scale_rule=act["rule"], action_scale_factor=factor)
+
+
 def load_spec(path: str | Path) -> RobotSpec:
     """Load and validate a robot spec; paths in it are relative to the repo root."""
     path = Path(path)
@@ -112,14 +222,7 @@ def load_spec(path: str | Path) -> RobotSpec:
     rule = raw.get("gain_rule", {})
 
     def gain(v, which, arm, jw):
-        if v == "rule":
-            wn = 2.0 * math.pi * float(_req(rule, "natural_freq_hz", f"{w}: gain_rule"))
-            zeta = float(_req(rule, "damping_ratio", f"{w}: gain_rule"))
-            return arm * wn * wn if which == "kp" else 2.0 * zeta * arm * wn
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            raise RobotSpecError(f"{jw}: {which} must be a number or 'rule', got {v!r}") from None
+        return _gain(v, which, arm, rule, w, jw)
 
     joints_raw = _req(raw, "joints", w)
     if not isinstance(joints_raw, dict) or not joints_raw:
@@ -168,7 +271,16 @@ def load_spec(path: str | Path) -> RobotSpec:
         key_bodies=tuple(_req(raw, "key_bodies", w)), contact_bodies=tuple(_req(raw, "contact_bodies", w)),
         feet=tuple(_req(raw, "feet", w)), default_pose={k: float(v) for k, v in pose.items()},
         inertial_overrides=_inertials(raw.get("inertial_overrides") or {}, w),
+        profiles=_profiles(raw.get("profiles"), names, rule, w),
     )
+
+
+def _profiles(raw, names: list[str], rule: dict, w: str) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RobotSpecError(f"{w}: 'profiles' must map profile names to mappings, got {raw!r}")
+    return {str(n): _profile(n, p, names, rule, w) for n, p in raw.items()}
 
 
 def _inertials(raw: dict, w: str) -> dict:

@@ -1,0 +1,214 @@
+"""Domain randomisation: per-env physical parameters sampled at reset, applied in step.
+
+    cfg = RandomizeConfig(friction=(0.3, 0.6), delay=(2, 8))     # config: env.randomize: {...}
+    lay = make_layout(cfg, robot, model, num_substeps, control_dt)   # static indices (numpy)
+    dr = sample(cfg, lay, key, init_target)                      # state.info["dr"] of one env
+    m = env_model(params.model, lay, dr)                         # that env's mjx.Model (under vmap)
+    qvel, dr = push(cfg, lay, key, qvel, dr)                      # velocity pushes at random intervals
+
+Everything is off by default; an env with nothing on has no ``info["dr"]`` and draws no
+extra random keys, so it is today's env bit for bit. Ranges (``[lo, hi]``, uniform) after
+Booster's K1 and BeyondMimic's G1 training (shared/docs/deployment_notes.md):
+
+* ``friction``: the sliding friction of the floor and the feet (one value per env, set on
+  both: MuJoCo combines a pair by the max). The ball's contacts are explicit pairs, untouched.
+* ``restitution``: e of the floor–foot contacts, through the contact's damping ratio
+  ζ = −ln e / √(π² + ln² e) (solref's second number; e = 0 → ζ = 1), set on the floor and
+  feet geoms (MuJoCo averages the two solrefs). Soft contacts bounce only approximately.
+* ``joint_offset``: rad per joint added to the PD target: a calibration error of the joint
+  encoders, which the observation does not see.
+* ``com_offset``: ± half widths (x, y, z) in metres of a shift of ``com_body``'s centre of
+  mass (body_ipos); default body: the robot's root. (MJX always places the inertial frame at
+  body_ipos; MuJoCo C skips it for bodies compiled with ipos = 0 unless body_sameframe is 0.)
+* ``mass_scale``: per robot link, a factor on its mass and inertia (constants MuJoCo derives
+  from masses at compile time, e.g. body_invweight0, keep their nominal values).
+* ``kp_scale``/``kd_scale``: per joint, factors on the actuators' PD gains.
+* ``delay``: actuator delay in physics steps [lo, hi] (integers, inclusive); it may exceed a
+  control step: the previous targets it needs are kept in ``info["dr"]["prev_targets"]``.
+* ``push_interval``: seconds between velocity pushes [lo, hi]; each push adds U(±push_vel)
+  to the root's (world linear x y z, body-frame angular roll pitch yaw) velocity.
+
+Not done: rough floors (MJX collides height fields only with convex geoms and would
+replace the plane the robots' contacts are tuned on).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["RandomizeConfig", "Layout", "make_layout", "sample", "env_model", "pd_target", "push",
+           "shift_targets", "restitution_dampratio"]
+
+_RANGES = ("friction", "restitution", "joint_offset", "mass_scale", "kp_scale", "kd_scale", "push_interval")
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomizeConfig:
+    """Per-env randomisation ranges; None = off (see the module docstring for each)."""
+
+    friction: Optional[tuple[float, float]] = None
+    restitution: Optional[tuple[float, float]] = None
+    joint_offset: Optional[tuple[float, float]] = None          # rad
+    com_offset: Optional[tuple[float, float, float]] = None      # ± m (x, y, z)
+    com_body: Optional[str] = None                               # None: the robot's root body
+    mass_scale: Optional[tuple[float, float]] = None
+    kp_scale: Optional[tuple[float, float]] = None
+    kd_scale: Optional[tuple[float, float]] = None
+    delay: Optional[tuple[int, int]] = None                      # physics steps
+    push_interval: Optional[tuple[float, float]] = None          # s
+    push_vel: tuple[float, float, float, float, float, float] = (0.5, 0.5, 0.2, 0.5, 0.5, 0.8)  # ± m/s, rad/s
+
+    def __post_init__(self):
+        for k in _RANGES + ("delay",):
+            v = getattr(self, k)
+            if v is not None and (len(v) != 2 or not v[0] <= v[1]):
+                raise ValueError(f"randomize.{k} must be [lo, hi] with lo <= hi, got {list(v)}")
+        for k in ("friction", "mass_scale", "kp_scale", "kd_scale"):
+            v = getattr(self, k)
+            if v is not None and v[0] <= 0:
+                raise ValueError(f"randomize.{k} must be positive, got {list(v)}")
+        if self.restitution is not None and not (0 <= self.restitution[0] and self.restitution[1] < 1):
+            raise ValueError(f"randomize.restitution must lie in [0, 1), got {list(self.restitution)}")
+        if self.delay is not None and self.delay[0] < 0:
+            raise ValueError(f"randomize.delay must be >= 0 physics steps, got {list(self.delay)}")
+        if self.push_interval is not None and self.push_interval[0] <= 0:
+            raise ValueError(f"randomize.push_interval must be positive seconds, got {list(self.push_interval)}")
+        if self.com_offset is not None and (len(self.com_offset) != 3 or min(self.com_offset) < 0):
+            raise ValueError(f"randomize.com_offset must be 3 half widths >= 0 (m), got {list(self.com_offset)}")
+        if len(self.push_vel) != 6 or min(self.push_vel) < 0:
+            raise ValueError(f"randomize.push_vel must be 6 half widths >= 0, got {list(self.push_vel)}")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, k) is not None for k in _RANGES + ("delay", "com_offset"))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Layout:
+    """Static (numpy) facts randomisation needs about an env's model."""
+
+    contact_geom_ids: np.ndarray   # floor plane + the robot's foot geoms
+    link_body_ids: np.ndarray      # the robot's bodies (world excluded)
+    com_body_id: int
+    num_joints: int
+    num_substeps: int
+    history: int                   # previous control-step targets kept for the delay
+    push_steps: tuple[float, float]  # push interval in control steps
+
+
+def make_layout(cfg: RandomizeConfig, robot, model, num_substeps: int, control_dt: float) -> Layout:
+    """``model``: the env's MjModel (the robot first, maybe a scene)."""
+    floor = [g for g in range(model.ngeom) if model.geom_bodyid[g] == 0 and model.geom_type[g] == 0]
+    if cfg.friction is not None or cfg.restitution is not None:
+        if len(floor) != 1:
+            raise ValueError(f"randomize: expected one floor plane in the world body, found {len(floor)}")
+    com = robot.spec.root_body if cfg.com_body is None else cfg.com_body
+    hist = 0 if cfg.delay is None else max(1, math.ceil(cfg.delay[1] / num_substeps))
+    push = (0.0, 0.0) if cfg.push_interval is None else tuple(t / control_dt for t in cfg.push_interval)
+    return Layout(contact_geom_ids=np.asarray(floor + [int(g) for g in robot.foot_geom_ids], np.int32),
+                  link_body_ids=np.arange(1, robot.model.nbody, dtype=np.int32), com_body_id=robot.body_id(com),
+                  num_joints=robot.num_joints, num_substeps=int(num_substeps), history=hist, push_steps=push)
+
+
+def restitution_dampratio(e):
+    """Damping ratio of a mass-spring-damper whose bounce keeps the fraction e of the speed."""
+    le = jnp.log(jnp.maximum(e, 1e-6))
+    return jnp.where(e > 0, -le / jnp.sqrt(jnp.pi ** 2 + le * le), 1.0)
+
+
+def _uniform(key, rng, shape=()):
+    return jax.random.uniform(key, shape, jnp.float32, rng[0], rng[1])
+
+
+def _push_countdown(lay: Layout, key):
+    lo, hi = lay.push_steps
+    return jnp.maximum(jnp.round(jax.random.uniform(key, (), jnp.float32, lo, hi)), 1.0).astype(jnp.int32)
+
+
+def sample(cfg: RandomizeConfig, lay: Layout, key, init_target) -> dict:
+    """One env's randomisation values (``info["dr"]``); ``init_target``: the PD target held
+    before the first step (the reset pose), which the delay line starts from."""
+    k = dict(zip(("friction", "restitution", "joint_offset", "com", "mass", "kp", "kd", "delay", "push"),
+                 jax.random.split(key, 9)))
+    J, L = lay.num_joints, len(lay.link_body_ids)
+    dr = {}
+    if cfg.friction is not None:
+        dr["friction"] = _uniform(k["friction"], cfg.friction)
+    if cfg.restitution is not None:
+        dr["restitution"] = _uniform(k["restitution"], cfg.restitution)
+    if cfg.joint_offset is not None:
+        dr["joint_offset"] = _uniform(k["joint_offset"], cfg.joint_offset, (J,))
+    if cfg.com_offset is not None:
+        h = jnp.asarray(cfg.com_offset, jnp.float32)
+        dr["com_offset"] = h * jax.random.uniform(k["com"], (3,), jnp.float32, -1.0, 1.0)
+    if cfg.mass_scale is not None:
+        dr["mass_scale"] = _uniform(k["mass"], cfg.mass_scale, (L,))
+    if cfg.kp_scale is not None:
+        dr["kp_scale"] = _uniform(k["kp"], cfg.kp_scale, (J,))
+    if cfg.kd_scale is not None:
+        dr["kd_scale"] = _uniform(k["kd"], cfg.kd_scale, (J,))
+    if cfg.delay is not None:
+        dr["delay"] = jax.random.randint(k["delay"], (), cfg.delay[0], cfg.delay[1] + 1, jnp.int32)
+        t0 = pd_target(jnp.asarray(init_target, jnp.float32), dr)
+        dr["prev_targets"] = jnp.broadcast_to(t0, (lay.history, J))
+    if cfg.push_interval is not None:
+        dr["push_countdown"] = _push_countdown(lay, k["push"])
+    return dr
+
+
+def env_model(model, lay: Layout, dr: dict):
+    """The env's mjx.Model with its randomised fields (inside vmap: batched fields)."""
+    rep = {}
+    g = lay.contact_geom_ids
+    if "friction" in dr:
+        rep["geom_friction"] = jnp.asarray(model.geom_friction).at[g, 0].set(dr["friction"])
+    if "restitution" in dr:
+        rep["geom_solref"] = jnp.asarray(model.geom_solref).at[g, 1].set(restitution_dampratio(dr["restitution"]))
+    if "com_offset" in dr:
+        rep["body_ipos"] = jnp.asarray(model.body_ipos).at[lay.com_body_id].add(dr["com_offset"])
+    if "mass_scale" in dr:
+        b, s = lay.link_body_ids, dr["mass_scale"]
+        rep["body_mass"] = jnp.asarray(model.body_mass).at[b].multiply(s)
+        rep["body_inertia"] = jnp.asarray(model.body_inertia).at[b].multiply(s[:, None])
+    if "kp_scale" in dr or "kd_scale" in dr:
+        J = lay.num_joints
+        gain, bias = jnp.asarray(model.actuator_gainprm), jnp.asarray(model.actuator_biasprm)
+        if "kp_scale" in dr:
+            gain = gain.at[:J, 0].multiply(dr["kp_scale"])
+            bias = bias.at[:J, 1].multiply(dr["kp_scale"])
+        if "kd_scale" in dr:
+            bias = bias.at[:J, 2].multiply(dr["kd_scale"])
+        rep.update(actuator_gainprm=gain, actuator_biasprm=bias)
+    return model.replace(**rep) if rep else model
+
+
+def pd_target(target, dr: dict):
+    """The PD target the actuators get: plus the joint calibration offset, if any."""
+    return target + dr["joint_offset"] if "joint_offset" in dr else target
+
+
+def shift_targets(dr: dict, target) -> dict:
+    """After a control step: ``target`` becomes the latest of the delay line's previous targets."""
+    if "prev_targets" not in dr:
+        return dr
+    prev = dr["prev_targets"]
+    return {**dr, "prev_targets": jnp.concatenate([target[None].astype(prev.dtype), prev[:-1]], axis=0)}
+
+
+def push(cfg: RandomizeConfig, lay: Layout, key, qvel, dr: dict):
+    """Count a control step down; at zero add a random velocity to the root (qvel[0:6]) and draw
+    the next interval. -> (qvel, dr)"""
+    if "push_countdown" not in dr:
+        return qvel, dr
+    k_v, k_t = jax.random.split(key)
+    c = dr["push_countdown"] - 1
+    now = c <= 0
+    h = jnp.asarray(cfg.push_vel, qvel.dtype)
+    dv = h * jax.random.uniform(k_v, (6,), qvel.dtype, -1.0, 1.0)
+    qvel = qvel.at[0:6].add(jnp.where(now, dv, 0.0))
+    return qvel, {**dr, "push_countdown": jnp.where(now, _push_countdown(lay, k_t), c)}

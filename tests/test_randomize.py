@@ -1,0 +1,330 @@
+"""Domain randomisation (mjxmimic.envs.randomize), the actuator delay of physics.pd_step and the
+env.profile / env.randomize config fields. Env-level tests run on a tiny two-legged robot
+(compiles in seconds); the shipped robots are only built, never compiled."""
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+import yaml
+from mujoco import mjx
+
+from mjxmimic.envs import physics, randomize
+from mjxmimic.envs.char import CharConfig, CharEnv
+from mjxmimic.envs.randomize import RandomizeConfig
+from mjxmimic.envs.registry import ConfigError, load_config
+from mjxmimic.robots import robot_from_spec
+from mjxmimic.robots.profiles import load_profile
+from mjxmimic.robots.spec import load_spec
+
+# Effort limits far above what the tests command: with a clamped actuator force, MJX's and MuJoCo
+# C's implicitfast integration differ (measured: 0.05-0.25 rad/s after 4 steps), which would
+# hide what the C comparison checks.
+TINY_XML = """<mujoco model="tiny">
+  <compiler angle="radian"/>
+  <option timestep="0.005" iterations="4" ls_iterations="8" integrator="implicitfast"/>
+  <worldbody>
+    <geom name="floor" type="plane" size="0 0 0.05"/>
+    <body name="trunk" pos="0 0 0.5">
+      <freejoint name="root"/>
+      <geom name="trunk_col" type="box" size="0.1 0.1 0.1" mass="5" contype="0" conaffinity="0"/>
+      <body name="left_leg" pos="0 0.06 -0.1">
+        <joint name="left_hip" axis="0 1 0" range="-1 1"/>
+        <geom name="left_shin" type="capsule" fromto="0 0 0 0 0 -0.3" size="0.02" mass="1" contype="0" conaffinity="0"/>
+        <body name="left_foot" pos="0 0 -0.32">
+          <geom name="left_foot_col" type="box" size="0.06 0.03 0.02" mass="0.3"/>
+        </body>
+      </body>
+      <body name="right_leg" pos="0 -0.06 -0.1">
+        <joint name="right_hip" axis="0 1 0" range="-1 1"/>
+        <geom name="right_shin" type="capsule" fromto="0 0 0 0 0 -0.3" size="0.02" mass="1" contype="0" conaffinity="0"/>
+        <body name="right_foot" pos="0 0 -0.32">
+          <geom name="right_foot_col" type="box" size="0.06 0.03 0.02" mass="0.3"/>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <general name="left_hip" joint="left_hip" ctrlrange="-1 1" ctrllimited="true" forcelimited="true"
+             forcerange="-100 100" biastype="affine" gainprm="50" biasprm="0 -50 -2"/>
+    <general name="right_hip" joint="right_hip" ctrlrange="-1 1" ctrllimited="true" forcelimited="true"
+             forcerange="-100 100" biastype="affine" gainprm="50" biasprm="0 -50 -2"/>
+  </actuator>
+</mujoco>
+"""
+
+TINY_SPEC = {
+    "name": "tiny", "source": {"urdf": "none.urdf"}, "root_body": "trunk", "sim": {"timestep": 0.005},
+    "joints": {"left_hip": {"armature": 0.01, "kp": 50.0, "kd": 2.0}, "right_hip": {"armature": 0.01, "kp": 50.0, "kd": 2.0}},
+    "collision": [], "key_bodies": ["left_foot", "right_foot"], "contact_bodies": ["left_foot", "right_foot"],
+    "feet": ["left_foot", "right_foot"], "default_pose": {"left_hip": 0.1},
+    "profiles": {"deploy": {"source": "a test", "control_freq": 50, "sim_timestep": 0.0025,
+                            "action_scale": {"rule": "effort_over_kp", "factor": 0.25},
+                            "joints": {".*_hip": {"kp": 30, "kd": 1, "effort": 10, "armature": 0.02}},
+                            "default_pos": {"right_hip": -0.2}}},
+}
+
+N = 4          # substeps: 50 Hz over 0.005 s
+ALL = RandomizeConfig(friction=(0.3, 0.6), restitution=(0.0, 0.5), joint_offset=(-0.01, 0.01),
+                      com_offset=(0.025, 0.05, 0.05), mass_scale=(0.9, 1.1), kp_scale=(0.8, 1.2),
+                      kd_scale=(0.8, 1.2), delay=(2, 8), push_interval=(1.0, 3.0))
+# Every randomisation on at its identity value (the nominal floor/foot friction is 1, the
+# default contact damping ratio 1 = restitution 0) and pushes too rare to happen.
+IDENTITY = RandomizeConfig(friction=(1.0, 1.0), restitution=(0.0, 0.0), joint_offset=(0.0, 0.0),
+                           com_offset=(0.0, 0.0, 0.0), mass_scale=(1.0, 1.0), kp_scale=(1.0, 1.0),
+                           kd_scale=(1.0, 1.0), delay=(0, 0), push_interval=(100.0, 100.0))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "tiny.xml").write_text(TINY_XML)
+    (d / "robot.yaml").write_text(yaml.safe_dump(TINY_SPEC))
+    spec = load_spec(d / "robot.yaml")
+    return robot_from_spec(spec, spec.xml_path)
+
+
+def _env(tiny, **kw):
+    return CharEnv(CharConfig(robot="tiny", control_freq=50.0, episode_length=1.0, **kw), robot=tiny, model=tiny.model)
+
+
+def _rollout(env, keys, actions):
+    """Reset and steps in one compiled function (one compile per env): the states, reset first."""
+    p = env.default_params()
+
+    @jax.jit
+    def run(keys, actions):
+        s0 = jax.vmap(env.reset, in_axes=(None, 0))(p, keys)
+        step = lambda s, a: (lambda s1: (s1, s1))(jax.vmap(env.step, in_axes=(None, 0, 0))(p, s, a))  # noqa: E731
+        return s0, jax.lax.scan(step, s0, actions)[1]
+
+    s0, ss = run(keys, jnp.stack(actions))
+    return [s0] + [jax.tree_util.tree_map(lambda x: x[i], ss) for i in range(len(actions))]
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return jax.random.split(jax.random.PRNGKey(3), 2)
+
+
+@pytest.fixture(scope="module")
+def actions(tiny):
+    return [jnp.full((2, 2), 0.3 * (-1) ** i, jnp.float32) + jnp.array([[0.0], [0.1]]) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def off_states(tiny, keys, actions):
+    return _rollout(_env(tiny), keys, actions)
+
+
+def test_off_is_the_plain_env(off_states, tiny, keys):
+    env = _env(tiny)
+    assert env.dr_layout is None and "dr" not in off_states[0].info
+    # No extra key is drawn: reset keeps the last of split(key, 2) (the env contract's draw).
+    np.testing.assert_array_equal(off_states[0].key, jax.vmap(lambda k: jax.random.split(k, 2)[-1])(keys))
+
+
+def test_identity_randomisation_gives_the_same_physics(off_states, tiny, keys, actions):
+    """Every DR path on at identity values reproduces the off env's physics bit for bit
+    (env_model, the delay line at d = 0, the offset); only the keys differ."""
+    on = _rollout(_env(tiny, randomize=IDENTITY), keys, actions)
+    for a, b in zip(off_states, on):
+        for f in ("qpos", "qvel", "xpos", "ctrl"):
+            np.testing.assert_array_equal(getattr(a.physics, f), getattr(b.physics, f), err_msg=f)
+        np.testing.assert_array_equal(a.obs, b.obs)
+    assert not np.any(np.asarray(on[-1].done))
+
+
+def _c_model(tiny, lay, dr, e):
+    """MuJoCo C model of env e with its randomised values, set by hand (not by env_model)."""
+    import copy
+    m = copy.deepcopy(tiny.model)
+    v = {k: np.asarray(x[e], np.float64) for k, x in dr.items()}
+    m.body_ipos[lay.com_body_id] += v["com_offset"]
+    m.body_sameframe[lay.com_body_id] = 0   # C skips ipos for bodies compiled with ipos = 0
+    m.body_mass[1:] *= v["mass_scale"]
+    m.body_inertia[1:] *= v["mass_scale"][:, None]
+    m.actuator_gainprm[:, 0] *= v["kp_scale"]
+    m.actuator_biasprm[:, 1] *= v["kp_scale"]
+    m.actuator_biasprm[:, 2] *= v["kd_scale"]
+    return m
+
+
+def test_randomised_env_matches_a_hand_stepped_mujoco_c_rollout(tiny):
+    """8 envs, 3 control steps in the air (no contacts, so MJX and C agree to float32 precision):
+    each env = MuJoCo C with its sampled CoM, masses and gains, the calibration offset added
+    to every target, and physics step i applying the target of control step floor((i − d)/4)
+    (the reset pose before the first), d up to 8 physics steps = 2 control steps."""
+    cfg = RandomizeConfig(friction=(0.3, 0.6), restitution=(0.0, 0.5), joint_offset=(-0.05, 0.05),
+                          com_offset=(0.025, 0.05, 0.05), mass_scale=(0.8, 1.2), kp_scale=(0.8, 1.2),
+                          kd_scale=(0.8, 1.2), delay=(0, 8), push_interval=(100.0, 100.0))
+    q0 = tiny.default_qpos.copy()
+    q0[2] += 0.3
+    env = _env(tiny, randomize=cfg, init_pose=tuple(q0))
+    rng = np.random.default_rng(0)
+    acts = [jnp.asarray(rng.uniform(-0.6, 0.6, (8, 2)), jnp.float32) for _ in range(3)]
+    s = _rollout(env, jax.random.split(jax.random.PRNGKey(5), 8), acts)
+    dr = s[0].info["dr"]
+    d = np.asarray(dr["delay"])
+    assert set(dr) == {"friction", "restitution", "joint_offset", "com_offset", "mass_scale", "kp_scale",
+                       "kd_scale", "delay", "prev_targets", "push_countdown"}
+    assert d.min() >= 0 and d.max() <= 8 and np.any(d > N) and np.any(d < N)   # some span two control steps
+    f = np.asarray(dr["friction"])
+    assert len(set(f.tolist())) == 8 and np.all((0.3 <= f) & (f <= 0.6))
+    assert dr["prev_targets"].shape == (8, 2, 2)                                 # H = ceil(8 / 4)
+    for e in range(8):
+        m = _c_model(tiny, env.dr_layout, dr, e)
+        off = np.asarray(dr["joint_offset"][e], np.float64)
+        targets = [q0[tiny.qpos_idx] + off] + [np.asarray(a[e], np.float64) + off for a in acts]
+        c = mujoco.MjData(m)
+        c.qpos[:] = q0
+        for step in range(3):
+            for k in range(N):
+                src = (step * N + k - int(d[e])) // N          # control step whose target applies
+                c.ctrl[:] = targets[max(src, -1) + 1]
+                mujoco.mj_step(m, c)
+            got = s[step + 1].physics
+            np.testing.assert_allclose(got.qvel[e], c.qvel, rtol=0, atol=2e-4, err_msg=f"env {e} step {step}")
+            np.testing.assert_allclose(got.qpos[e], c.qpos, rtol=0, atol=2e-6, err_msg=f"env {e} step {step}")
+    # Kept for the episode; the delay line shifts; the pushes count down.
+    np.testing.assert_array_equal(s[3].info["dr"]["friction"], dr["friction"])
+    np.testing.assert_allclose(s[3].info["dr"]["prev_targets"][:, 1], np.asarray(acts[1]) + dr["joint_offset"], atol=1e-6)
+    np.testing.assert_array_equal(s[3].info["dr"]["push_countdown"], dr["push_countdown"] - 3)
+    # The calibration offset is not observed: the reset obs is the plain env's of the same state.
+    reset_obs = jax.vmap(lambda st: env.observation(None, st, {}))(s[0].physics)
+    np.testing.assert_array_equal(reset_obs, s[0].obs)
+
+
+@pytest.fixture(scope="module")
+def tiny_mjx(tiny):
+    return mjx.put_model(tiny.model)
+
+
+def _changed(a, b):
+    """Names of the mjx.Model fields that differ, with the rows that differ."""
+    out = {}
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, (np.ndarray, jax.Array)) and x.shape and not np.array_equal(np.asarray(x), np.asarray(y)):
+            diff = np.asarray(x) != np.asarray(y)
+            out[f.name] = (sorted(set(np.nonzero(diff)[0].tolist())),
+                           sorted(set(np.nonzero(diff)[1].tolist())) if diff.ndim > 1 else None)
+    return out
+
+
+@pytest.mark.parametrize("field, value, expect", [
+    ("friction", (0.3, 0.6), {"geom_friction": ([0, 3, 5], [0])}),       # floor + feet, sliding only
+    ("restitution", (0.2, 0.5), {"geom_solref": ([0, 3, 5], [1])}),
+    ("com_offset", (0.025, 0.05, 0.05), {"body_ipos": ([1], [0, 1, 2])}),
+    ("mass_scale", (0.9, 1.1), {"body_mass": (list(range(1, 6)), None), "body_inertia": (list(range(1, 6)), [0, 1, 2])}),
+    ("kp_scale", (0.8, 1.2), {"actuator_gainprm": ([0, 1], [0]), "actuator_biasprm": ([0, 1], [1])}),
+    ("kd_scale", (0.8, 1.2), {"actuator_biasprm": ([0, 1], [2])}),
+    ("joint_offset", (-0.01, 0.01), {}),
+    ("delay", (2, 8), {}),
+    ("push_interval", (1.0, 3.0), {}),
+])
+def test_each_randomisation_changes_only_its_fields(tiny, tiny_mjx, field, value, expect):
+    cfg = RandomizeConfig(**{field: value})
+    lay = randomize.make_layout(cfg, tiny, tiny.model, N, 0.02)
+    dr = randomize.sample(cfg, lay, jax.random.PRNGKey(0), jnp.zeros(2))
+    m = randomize.env_model(tiny_mjx, lay, dr)
+    assert _changed(tiny_mjx, m) == expect
+    if field == "friction":
+        np.testing.assert_allclose(np.asarray(m.geom_friction)[[0, 3, 5], 0], float(dr["friction"]))
+    if field == "kp_scale":
+        np.testing.assert_allclose(-np.asarray(m.actuator_biasprm)[:, 1], 50 * np.asarray(dr["kp_scale"]), rtol=1e-6)
+    if field == "joint_offset":
+        np.testing.assert_array_equal(randomize.pd_target(jnp.ones(2), dr), 1 + dr["joint_offset"])
+        assert np.all(np.abs(np.asarray(dr["joint_offset"])) <= 0.01)
+    assert randomize.sample(RandomizeConfig(), lay, jax.random.PRNGKey(0), jnp.zeros(2)) == {}
+
+
+def test_restitution_dampratio_closed_form():
+    # e = exp(-π ζ / sqrt(1 - ζ²)) for an underdamped oscillator.
+    for e in (0.1, 0.3, 0.5):
+        z = float(randomize.restitution_dampratio(jnp.float32(e)))
+        assert math.exp(-math.pi * z / math.sqrt(1 - z * z)) == pytest.approx(e, rel=1e-5)
+    assert float(randomize.restitution_dampratio(jnp.float32(0.0))) == 1.0
+
+
+def test_push_adds_root_velocity_at_the_interval(tiny):
+    cfg = RandomizeConfig(push_interval=(0.04, 0.1), push_vel=(0.5, 0.5, 0.2, 0.5, 0.5, 0.8))
+    lay = randomize.make_layout(cfg, tiny, tiny.model, N, 0.02)
+    assert lay.push_steps == pytest.approx((2.0, 5.0))
+    qvel = jnp.arange(tiny.model.nv, dtype=jnp.float32)
+    q1, dr1 = randomize.push(cfg, lay, jax.random.PRNGKey(1), qvel, {"push_countdown": jnp.int32(3)})
+    np.testing.assert_array_equal(q1, qvel)
+    assert int(dr1["push_countdown"]) == 2
+    pushes = []
+    for i in range(20):
+        q2, dr2 = randomize.push(cfg, lay, jax.random.PRNGKey(i), qvel, {"push_countdown": jnp.int32(1)})
+        dv = np.asarray(q2 - qvel)
+        assert np.all(np.abs(dv[:6]) <= np.array(cfg.push_vel) + 1e-6) and np.all(dv[6:] == 0)
+        assert 2 <= int(dr2["push_countdown"]) <= 5
+        pushes.append(dv[:6])
+    assert np.all(np.std(pushes, axis=0) > 0)
+
+
+# ---- profiles in envs, config parsing --------------------------------------------------
+def test_deploy_profile_in_the_env(tiny):
+    env = _env(tiny, profile="deploy")
+    p = load_profile(tiny, "deploy")
+    assert env.model.opt.timestep == 0.0025 and env.num_substeps == 8 and env.control_dt == 0.02
+    np.testing.assert_array_equal(env.model.actuator_gainprm[:, 0], [30, 30])
+    np.testing.assert_array_equal(env.default_joint_pos, np.float32([0.0, -0.2]))
+    np.testing.assert_array_equal(env.init_qpos[tiny.qpos_idx], np.float32([0.0, -0.2]))
+    assert tiny.model.opt.timestep == 0.005 and tiny.model.actuator_gainprm[0, 0] == 50   # the robot is untouched
+    np.testing.assert_array_equal(p.action_scale, [0.25 * 10 / 30] * 2)
+
+
+def test_k1_track_deploy_action_scale_follows():
+    from mjxmimic.envs.tracking import TrackingEnv
+    cfg = load_config("k1_track", {"env.profile": "deploy", "env.sim_timestep": 0.002})["env_cfg"]
+    env = TrackingEnv(cfg)
+    p = env.profile
+    assert env.model.opt.timestep == 0.005 and env.num_substeps == 4   # the profile's, not the config's 0.002
+    np.testing.assert_allclose(env.action_scale, 0.25 * p.effort / p.kp, rtol=1e-6)
+    np.testing.assert_array_equal(env.default_joint_pos, p.default_joint_pos.astype(np.float32))
+    np.testing.assert_allclose(env.action_high - env.action_low, 2 * env.action_scale, rtol=1e-6)
+
+
+def test_kick_scene_gets_the_profile():
+    from mjxmimic.envs.kick import KickEnv
+    cfg = load_config("k1_kick", {"env.profile": "deploy"})["env_cfg"]
+    env = KickEnv(cfg)
+    nu = env.robot.model.nu
+    np.testing.assert_array_equal(env.model.actuator_gainprm[:nu, 0], env.profile.kp)
+    np.testing.assert_array_equal(env.model.actuator_forcerange[:nu, 1], env.profile.effort)
+    assert env.model.nbody == env.robot.model.nbody + 1 and env.control_dt == 0.02 and env.num_substeps == 4
+    np.testing.assert_array_equal(env.init_qpos[env.robot.qpos_idx], env.profile.default_joint_pos.astype(np.float32))
+
+
+def test_randomize_config_from_yaml():
+    c = load_config("k1_walk", {"env.randomize": "{friction: [0.3, 0.6], delay: [2, 8], com_offset: [0.025, 0.05, 0.05]}"})
+    r = c["env_cfg"].randomize
+    assert r == RandomizeConfig(friction=(0.3, 0.6), delay=(2, 8), com_offset=(0.025, 0.05, 0.05)) and r.active
+    assert not load_config("k1_walk")["env_cfg"].randomize.active
+    assert load_config("k1_walk", {"env.randomize.kp_scale": "[0.8, 1.2]"})["env_cfg"].randomize.kp_scale == (0.8, 1.2)
+
+
+@pytest.mark.parametrize("value, msg", [
+    ("{frict: [0.3, 0.6]}", "unknown key(s) ['frict']"),
+    ("{friction: [0.6, 0.3]}", "randomize.friction must be [lo, hi] with lo <= hi"),
+    ("{friction: [0.3]}", "expected 2 items"),
+    ("{delay: [2.5, 8]}", "expected an integer"),
+    ("{restitution: [0, 1.5]}", "restitution must lie in [0, 1)"),
+    ("{push_interval: [0, 3]}", "push_interval must be positive"),
+])
+def test_bad_randomize_config_is_one_clear_error(value, msg):
+    with pytest.raises(ConfigError) as e:
+        load_config("k1_walk", {"env.randomize": value})
+    assert msg in str(e.value) and "env.randomize" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_profile_is_a_clear_error():
+    from mjxmimic.envs.registry import make_env
+    with pytest.raises(ConfigError, match=r"no profile 'field'; profiles: \['sim', 'deploy'\]"):
+        make_env("k1_kick", {"env.profile": "field", "env.num_envs": 2})
