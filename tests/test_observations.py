@@ -148,7 +148,9 @@ def test_full_is_the_config_without_the_field_and_robot_selects_the_same_terms(t
     """``observation: full`` is the default (k1_track as shipped has no such field): the same obs
     bit for bit; the robot set's terms are the full set's, and its critic gets the rest."""
     env_r, _, _, (qp, qv, la) = track
-    envs = [make_env("k1_track", {"env.num_envs": 1, **o})[:2] for o in ({}, {"env.observation": "full"})]
+    # the robot env (k1_walk_deploy) has Booster's profile: compare with k1_track on the same profile
+    dep = {"env.num_envs": 1, "env.profile": "deploy"}
+    envs = [make_env("k1_track", {**dep, **o})[:2] for o in ({}, {"env.observation": "full"})]
     ref = sample(envs[0][1].motion, jnp.int32(0), jnp.float32(0.3))
     nil = jax.tree_util.tree_map(lambda x: x[:0], ref)
     data = jax.jit(physics.set_state)(envs[0][1].model, qp, qv)
