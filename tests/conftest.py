@@ -5,6 +5,16 @@ import os
 # are most of that, and the tests' tiny batches barely feel the slower code. Set before JAX starts
 # its backend; subprocesses inherit it. A flag the caller set wins.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+# Several tests (and the CLIs they start as subprocesses) compile the same programs, e.g. a run's
+# training iteration again when it is resumed: JAX's persistent compilation cache, in a folder of
+# this test session only, compiles each once. A cache dir the caller set wins.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+    _cache = tempfile.mkdtemp(prefix="mjxmimic-test-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
 
 import pytest  # noqa: E402
 

@@ -9,7 +9,6 @@ import pytest
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
 from mjxmimic.envs.registry import ConfigError, make_env
-from mjxmimic.learning import make_trainer
 from mjxmimic.learning.amp import make_amp_trainer
 from mjxmimic.learning.ppo import actor_obs_size
 from mjxmimic.motions.lib import sample
@@ -170,19 +169,8 @@ def test_full_is_the_config_without_the_field_and_robot_selects_the_same_terms(t
     np.testing.assert_array_equal(robot[2 * A + 6:], full[2 * F:])      # tracked-body poses
 
 
-@pytest.mark.slow
-def test_tiny_ppo_iteration_on_the_robot_set():
-    env, params, agent = make_env("k1_walk_deploy", TINY)
-    tr = make_trainer(env, params, agent)
-    ts = tr.init(jax.random.PRNGKey(0))
-    ts, m = tr.iteration(ts)
-    kernel = jax.tree_util.tree_leaves(ts.actor_params)
-    assert any(k.shape == (119, 8) for k in kernel)                     # the actor reads the 119 numbers
-    assert ts.obs_norm.mean.shape == (env.obs_size,)
-    assert np.isfinite(float(m["actor_loss"])) and np.isfinite(float(m["critic_loss"]))
-    a = tr.policy(ts, ts.env_state.obs)
-    assert a.shape == (2, env.action_size)
-    np.testing.assert_allclose(a, tr.policy(ts, ts.env_state.obs[:, :119]), atol=1e-6)   # the deployed input
+# A PPO run on the robot set (k1_walk_deploy: actor input 119, profile and randomisation on):
+# tests/test_tracking.py::test_eval_overrides_and_tiny_training_run.
 
 
 # ------------------------------------------------------------------------------ AMP (kick)

@@ -276,10 +276,13 @@ def test_eval_overrides_and_tiny_training_run():
     assert (c.start, c.motion_end, c.obs_noise_scale, c.reset_noise_scale) == ("first_frame", "success", 0.0, 0.0)
     k1c = load_config("k1_track")["env_cfg"]
     assert k1c.anchor_body == "Trunk" and len(k1c.tracked_bodies) == 13
-    env, params, agent = make_env("g1_track", {"env.num_envs": 8, "agent.steps_per_iter": 4,
-                                               "agent.actor_hidden": [32], "agent.critic_hidden": [32],
-                                               "agent.actor_epochs": 1, "agent.critic_epochs": 1})
+    # The tiny run trains the deployable K1 config: Booster's profile, the 119-number robot-side
+    # actor observation (asymmetric critic) and every K1 randomisation, with the eval overrides' twin.
+    env, params, agent = make_env("k1_walk_deploy", {"env.num_envs": 8, "agent.steps_per_iter": 4,
+                                                     "agent.actor_hidden": [32], "agent.critic_hidden": [32],
+                                                     "agent.actor_epochs": 1, "agent.critic_epochs": 1})
     assert agent.actor_optimizer.grad_clip == 1.0 and agent.learn_action_std and agent.action_std == 1.0
+    assert env.actor_obs_size == 119 and env.dr_layout is not None and env.control_dt == pytest.approx(0.02)
     tr = make_trainer(env, params, agent)
     ts = tr.init(jax.random.PRNGKey(0))
     for _ in range(2):
@@ -288,6 +291,10 @@ def test_eval_overrides_and_tiny_training_run():
     for k in ["reward_mean", "critic_loss", "actor_loss", "env/r_body_pos", "env/anchor_pos_err"]:
         assert np.isfinite(m[k]), k
     assert int(ts.iteration) == 2
+    assert any(k.shape == (119, 32) for k in jax.tree_util.tree_leaves(ts.actor_params))   # the actor reads 119
+    assert ts.obs_norm.mean.shape == (env.obs_size,)
+    obs = ts.env_state.obs
+    np.testing.assert_allclose(tr.policy(ts, obs), tr.policy(ts, obs[:, :119]), atol=1e-6)   # the deployed input
 
 
 def test_reset_noise_ranges(g1):
