@@ -115,20 +115,19 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
     r, m = env.robot, env.model
     nu = r.model.nu
     offset, scale = resolve_action_map(env, agent_cfg)
-    default = np.asarray(getattr(env, "default_joint_pos", r.default_joint_pos), np.float32)
+    default = np.asarray(env.default_joint_pos, np.float32)
     clipped = type(env).action_to_target is CharEnv.action_to_target
     action = {"size": int(env.action_size), "rule": "target = offset + scale * a", "offset": offset,
               "scale": scale, "mode": "low_high" if clipped else "default_plus_scale",
               "target_range": m.actuator_ctrlrange[:nu].astype(np.float32)}
     if clipped:
         action.update(low=np.asarray(env.action_low, np.float32), high=np.asarray(env.action_high, np.float32))
-    dof = r.model.jnt_dofadr[[r.model.joint(n).id for n in r.joint_names]]
     meta = {
         "format_version": FORMAT_VERSION, "robot": r.name, "env_kind": type(env).__name__,
-        "profile": str(getattr(env.cfg, "profile", "sim")), "iteration": int(iteration),
+        "profile": env.cfg.profile, "iteration": int(iteration),
         "joint_names": list(r.joint_names), "default_joint_pos": default,
         "kp": m.actuator_gainprm[:nu, 0].astype(np.float32), "kd": (-m.actuator_biasprm[:nu, 2]).astype(np.float32),
-        "effort": m.actuator_forcerange[:nu, 1].astype(np.float32), "armature": m.dof_armature[dof].astype(np.float32),
+        "effort": m.actuator_forcerange[:nu, 1].astype(np.float32), "armature": m.dof_armature[r.qvel_idx].astype(np.float32),
         "action": action, "control_freq": float(1.0 / env.control_dt), "sim_timestep": float(m.opt.timestep),
         "episode_length": float(env.cfg.episode_length), "max_episode_steps": int(env.max_episode_steps),
         "observation": {"size": actor_obs_size(env), "layout": layout,

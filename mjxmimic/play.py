@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -68,63 +67,6 @@ def rollout_qpos(env, params, policy_fn, key, num_steps: int):
                      zip((s0.physics.qpos, ref_qpos(s0), target(s0)), out))
     q, r, tar = (np.asarray(x) for x in jax.jit(run)(key))
     return q, r, (None if np.isnan(tar).all() else tar)
-
-
-def _add_target(mujoco, scene, pos, radius):
-    """A flat green disc on the floor where the task's target is (not part of the model)."""
-    if scene.ngeom >= scene.maxgeom:
-        return
-    p = np.array([pos[0], pos[1], 0.002])
-    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([radius, 0.002, 0.0]),
-                        p, np.eye(3).ravel(), np.array([0.1, 0.8, 0.2, 0.5], np.float32))
-    scene.ngeom += 1
-
-
-def render(env, qpos, ref_qpos, out: Path, fps: float, with_reference: bool, width=480, height=400,
-           stills: int = 4, target=None) -> Path:
-    """Video of the rollout (policy | reference), plus ``stills`` frames side by side in a PNG."""
-    import imageio.v2 as imageio
-    import mujoco
-
-    from mjxmimic.view import camera, make_renderer, video_writer
-
-    panes = [(env.model, qpos)] + ([(env.robot.model, ref_qpos)] if with_reference else [])
-    rs = [(m, mujoco.MjData(m), make_renderer(m, env.robot, height, width)) for m, _ in panes]
-    root = env.robot.root_body_id
-    look = None
-    picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
-    kept = []
-    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
-    out = out.with_suffix(tmp.suffix)
-    try:
-        with w:
-            for t in range(len(qpos)):
-                frames = []
-                for (m, d, r), (_, q) in zip(rs, panes):
-                    d.qpos[:] = q[t]
-                    mujoco.mj_forward(m, d)
-                    if look is None or m is env.model:
-                        aim = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
-                        if target is not None:  # keep robot, ball and target in view
-                            aim[:2] = 0.5 * (aim[:2] + target[t][:2])
-                        look = aim if look is None else look + 0.2 * (aim - look)
-                    r.update_scene(d, camera=camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
-                    if target is not None and m is env.model:
-                        _add_target(mujoco, r.scene, target[t], getattr(env.cfg, "target_radius", 0.2))
-                    frames.append(r.render())
-                frame = np.concatenate(frames, axis=1)
-                w.append_data(frame)
-                if t in picks:
-                    kept.append(frame)
-        os.replace(tmp, out)
-        if kept:
-            imageio.imwrite(out.with_name(out.stem + "_frames.png"), np.concatenate(kept, axis=0))
-    finally:
-        for _, _, r in rs:
-            r.close()
-        if tmp.exists():
-            tmp.unlink()
-    return out
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -199,7 +141,9 @@ def main(argv=None) -> int:
         q, r, tar = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
         out = run_dir / "play.mp4"
         with_ref = getattr(params, "motion", None) is not None and type(env).__name__ in ("DeepMimicEnv", "TrackingEnv")
-        out = render(env, q, r, out, 1.0 / env.control_dt, with_ref, target=tar)
+        from mjxmimic.view import render_rollout
+        out = render_rollout(env.model, env.robot, q, out, 1.0 / env.control_dt, ref_qpos=r if with_ref else None,
+                             target=tar, target_radius=getattr(env.cfg, "target_radius", 0.2))
         print(f"wrote {out} and {out.stem}_frames.png")
     return 0
 

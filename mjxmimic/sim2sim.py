@@ -87,10 +87,10 @@ def make_observation_fn(meta: dict):
     import jax.numpy as jnp
 
     from mjxmimic import math as rmath
+    from mjxmimic.envs.observations import projected_gravity
     from mjxmimic.envs.tracking import rot6d
     default = jnp.asarray(meta["default_joint_pos"])
     fut = np.asarray(meta["reference"]["future_steps"], np.int32)
-    down = jnp.array([0.0, 0.0, -1.0], jnp.float32)
 
     def ref_cmd(r):
         parts = [r["joint_pos"][0], r["joint_vel"][0]]
@@ -107,7 +107,7 @@ def make_observation_fn(meta: dict):
         "base_lin_vel": lambda s, r, a: rmath.quat_rotate_inv(rmath.normalize(s["root_rot"]), s["root_vel"]),
         "base_ang_vel": lambda s, r, a: s["gyro"],
         "gyro": lambda s, r, a: s["gyro"],
-        "projected_gravity": lambda s, r, a: rmath.quat_rotate_inv(rmath.normalize(s["root_rot"]), down),
+        "projected_gravity": lambda s, r, a: projected_gravity(rmath.normalize(s["root_rot"])),
         "joint_pos": lambda s, r, a: s["joint_pos"] - default,
         "joint_vel": lambda s, r, a: s["joint_vel"],
         "last_action": lambda s, r, a: a,
@@ -232,28 +232,6 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
     return metrics, traj
 
 
-def _video(meta: dict, qpos: np.ndarray, out: Path, width=480, height=400) -> Path:
-    import mujoco
-
-    from mjxmimic.robots import load_robot
-    from mjxmimic.view import camera, make_renderer, video_writer
-    robot = load_robot(meta["robot"])
-    d = mujoco.MjData(robot.model)
-    out, w = video_writer(out, meta["control_freq"])
-    r = make_renderer(robot.model, robot, height, width)
-    try:
-        with w:
-            for q in qpos:
-                d.qpos[:] = q[:robot.model.nq]
-                mujoco.mj_forward(robot.model, d)
-                look = np.array([d.xpos[robot.root_body_id][0], d.xpos[robot.root_body_id][1], 0.4])
-                r.update_scene(d, camera=camera(mujoco, look, 3.0, 120.0, -25.0))
-                w.append_data(r.render())
-    finally:
-        r.close()
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mjxmimic.sim2sim", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -292,7 +270,10 @@ def main(argv=None) -> int:
         import json
         Path(args.json).write_text(json.dumps(m, indent=1))
     if args.video:
-        print(f"wrote {_video(meta, traj, Path(args.video))}")
+        from mjxmimic.robots import load_robot
+        from mjxmimic.view import render_rollout
+        robot = load_robot(meta["robot"])
+        print(f"wrote {render_rollout(robot.model, robot, traj, Path(args.video), meta['control_freq'], stills=0)}")
     return 0
 
 

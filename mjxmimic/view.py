@@ -30,7 +30,8 @@ import warnings
 from pathlib import Path
 
 __all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "camera", "make_renderer", "MeshRenderer",
-           "video_writer", "default_out", "render_video", "view_interactive", "main"]
+           "video_writer", "default_out", "render_video", "render_rollout", "view_interactive",
+           "main"]
 
 _PROBE = ("import mujoco\n"
           "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><light pos=\"0 0 2\"/>"
@@ -349,6 +350,69 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
         if tmp.exists():
             tmp.unlink()
     return out, n
+
+
+def _add_target(mujoco, scene, pos, radius):
+    """A flat green disc on the floor where the task's target is (not part of the model)."""
+    import numpy as np
+
+    if scene.ngeom >= scene.maxgeom:
+        return
+    p = np.array([pos[0], pos[1], 0.002])
+    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([radius, 0.002, 0.0]),
+                        p, np.eye(3).ravel(), np.array([0.1, 0.8, 0.2, 0.5], np.float32))
+    scene.ngeom += 1
+
+
+def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, width=480, height=400,
+                   stills: int = 4, target=None, target_radius: float = 0.2) -> Path:
+    """Video of a simulated rollout ``qpos`` [T, model.nq] of ``model`` (the robot's, or a scene
+    with the robot first), beside the reference ``ref_qpos`` [T, robot nq] when given, the camera
+    following the robot; ``target`` [T, 3]: a disc on the floor. ``stills`` frames go side by
+    side into ``<out stem>_frames.png``. Returns the file written (see :func:`video_writer`)."""
+    import imageio.v2 as imageio
+    import mujoco
+    import numpy as np
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    panes = [(model, qpos)] + ([(robot.model, ref_qpos)] if ref_qpos is not None else [])
+    rs = [(m, mujoco.MjData(m), make_renderer(m, robot, height, width)) for m, _ in panes]
+    root = robot.root_body_id
+    look = None
+    picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
+    kept = []
+    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
+    out = out.with_suffix(tmp.suffix)
+    try:
+        with w:
+            for t in range(len(qpos)):
+                frames = []
+                for (m, d, r), (_, q) in zip(rs, panes):
+                    d.qpos[:] = q[t]
+                    mujoco.mj_forward(m, d)
+                    if look is None or m is model:
+                        aim = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
+                        if target is not None:  # keep robot, ball and target in view
+                            aim[:2] = 0.5 * (aim[:2] + target[t][:2])
+                        look = aim if look is None else look + 0.2 * (aim - look)
+                    r.update_scene(d, camera=camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
+                    if target is not None and m is model:
+                        _add_target(mujoco, r.scene, target[t], target_radius)
+                    frames.append(r.render())
+                frame = np.concatenate(frames, axis=1)
+                w.append_data(frame)
+                if t in picks:
+                    kept.append(frame)
+        os.replace(tmp, out)
+        if kept:
+            imageio.imwrite(out.with_name(out.stem + "_frames.png"), np.concatenate(kept, axis=0))
+    finally:
+        for _, _, r in rs:
+            r.close()
+        if tmp.exists():
+            tmp.unlink()
+    return out
 
 
 def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1, meshes=None):

@@ -63,7 +63,7 @@ from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.robots import Robot, load_robot
-from mjxmimic.robots.profiles import PROFILES_SIM, apply_profile, load_profile, profile_default_qpos
+from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
            "char_obs_size", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
@@ -232,7 +232,7 @@ class CharEnv:
         if self.model.nq < m.nq or self.model.nv < m.nv or self.model.nu != m.nu:
             raise ValueError("model must contain the robot first (same actuators, robot qpos/qvel leading)")
         self.profile = load_profile(robot, cfg.profile)
-        deploy = cfg.profile != PROFILES_SIM
+        deploy = cfg.profile != PROFILE_SIM
         if deploy:
             self.model = model = apply_profile(self.model, robot, self.profile)
         self._mjx_model = None if model is None else mjx.put_model(model)

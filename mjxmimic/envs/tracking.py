@@ -47,7 +47,7 @@ from mjxmimic.envs.deepmimic import compute_tracking_error
 from mjxmimic.envs.observations import add_noise, layout, layout_size
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
-from mjxmimic.robots.profiles import PROFILES_SIM, effort_over_kp
+from mjxmimic.robots.profiles import PROFILE_SIM, effort_over_kp
 
 __all__ = ["TrackingConfig", "TrackingParams", "TrackingEnv", "REWARD_TERMS", "EVAL_OVERRIDES", "OBS_NOISE",
            "relative_targets", "rot6d", "quat_from_euler_xyz", "exp_reward", "action_rate_penalty",
@@ -268,7 +268,7 @@ class TrackingEnv(CharEnv):
         """``model``: a scene model (as for CharEnv); ``cfg.sim_timestep`` replaces its timestep."""
         from mjxmimic.robots import load_robot
         robot = robot if robot is not None else load_robot(cfg.robot)
-        if cfg.sim_timestep is not None and cfg.profile == PROFILES_SIM:   # a deploy profile sets its own
+        if cfg.sim_timestep is not None and cfg.profile == PROFILE_SIM:   # a deploy profile sets its own
             model = _with_timestep(robot.model if model is None else model, cfg.sim_timestep)
         super().__init__(cfg, robot, model)
         r = self.robot

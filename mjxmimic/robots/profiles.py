@@ -18,9 +18,9 @@ from typing import Optional
 import mujoco
 import numpy as np
 
-__all__ = ["Profile", "load_profile", "apply_profile", "profile_default_qpos", "effort_over_kp", "PROFILES_SIM"]
+from mjxmimic.robots.spec import PROFILE_SIM
 
-PROFILES_SIM = "sim"   # the simulation model unchanged (robot.yaml's joints/gain_rule)
+__all__ = ["Profile", "load_profile", "apply_profile", "profile_default_qpos", "effort_over_kp", "PROFILE_SIM"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -56,7 +56,7 @@ def effort_over_kp(factor: float, effort, kp) -> np.ndarray:
 
 def load_profile(robot, name: str) -> Profile:
     """The robot's profile ``name``: "sim" (today's model) or one of robot.yaml's ``profiles``."""
-    if name == PROFILES_SIM:
+    if name == PROFILE_SIM:
         # What the model simulates (its XML rounds robot.yaml's rule gains to 6 digits).
         m, idx = robot.model, robot.qvel_idx
         return Profile(name=name, kp=m.actuator_gainprm[:, 0].copy(), kd=-m.actuator_biasprm[:, 2],
@@ -66,7 +66,7 @@ def load_profile(robot, name: str) -> Profile:
                        sources=(f"robots/{robot.name}/{robot.name}.xml (from robot.yaml: joints, gain_rule, default_pose)",))
     profiles = robot.spec.profiles
     if name not in profiles:
-        raise ValueError(f"robot {robot.name} has no profile '{name}'; profiles: {[PROFILES_SIM] + sorted(profiles)}")
+        raise ValueError(f"robot {robot.name} has no profile '{name}'; profiles: {[PROFILE_SIM] + sorted(profiles)}")
     p = profiles[name]
     a = lambda v: np.asarray(v, np.float64)  # noqa: E731
     return Profile(name=name, kp=a(p.kp), kd=a(p.kd), effort=a(p.effort), armature=a(p.armature),

@@ -12,7 +12,7 @@ import yaml
 from mjxmimic.paths import REPO_ROOT, ROBOTS_DIR
 
 __all__ = ["RobotSpecError", "JointSpec", "GeomSpec", "SiteSpec", "ProfileSpec", "RobotSpec", "load_spec", "spec_path",
-           "ACTION_SCALE_RULES"]
+           "ACTION_SCALE_RULES", "PROFILE_SIM"]
 
 
 class RobotSpecError(ValueError):
@@ -60,6 +60,7 @@ class ProfileSpec:
     action_scale_factor: float
 
 
+PROFILE_SIM = "sim"   # reserved: the simulation model itself (robot.yaml's joints/gain_rule)
 # target = default + s·a; effort_over_kp: s_j = factor·effort_j/kp_j (Booster, BeyondMimic).
 ACTION_SCALE_RULES = ("effort_over_kp",)
 _PROFILE_KEYS = ("source", "joints", "default_pos", "control_freq", "sim_timestep", "action_scale")
@@ -140,8 +141,9 @@ def _profile(name, raw, joint_names: list[str], rule: dict, w: str) -> ProfileSp
     """Validate one profile. ``joints`` maps regular expressions (matched against whole joint
     names) to {kp, kd, effort, armature}; every joint must match exactly one of them."""
     pw = f"{w}: profiles.{name}"
-    if name == "sim":
-        raise RobotSpecError(f"{pw}: 'sim' is reserved for the simulation model itself; name the profile otherwise")
+    if name == PROFILE_SIM:
+        raise RobotSpecError(f"{pw}: '{PROFILE_SIM}' is reserved for the simulation model itself; "
+                             "name the profile otherwise")
     if not isinstance(raw, dict):
         raise RobotSpecError(f"{pw}: expected a mapping, got {raw!r}")
     unknown = sorted(set(raw) - set(_PROFILE_KEYS))
@@ -221,9 +223,6 @@ def load_spec(path: str | Path) -> RobotSpec:
     sim = _req(raw, "sim", w)
     rule = raw.get("gain_rule", {})
 
-    def gain(v, which, arm, jw):
-        return _gain(v, which, arm, rule, w, jw)
-
     joints_raw = _req(raw, "joints", w)
     if not isinstance(joints_raw, dict) or not joints_raw:
         raise RobotSpecError(f"{w}: 'joints' must be a non-empty mapping name -> {{armature, kp, kd}}")
@@ -231,8 +230,8 @@ def load_spec(path: str | Path) -> RobotSpec:
     for name, j in joints_raw.items():
         jw = f"{w}: joints.{name}"
         arm = float(_req(j, "armature", jw))
-        joints.append(JointSpec(name, arm, gain(_req(j, "kp", jw), "kp", arm, jw),
-                                gain(_req(j, "kd", jw), "kd", arm, jw)))
+        joints.append(JointSpec(name, arm, _gain(_req(j, "kp", jw), "kp", arm, rule, w, jw),
+                                _gain(_req(j, "kd", jw), "kd", arm, rule, w, jw)))
 
     geoms = []
     for i, g in enumerate(_req(raw, "collision", w)):
