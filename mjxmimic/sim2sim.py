@@ -29,8 +29,8 @@ with the robot at rest in the run's start pose and the ball and target placed as
 places them (its layout ranges, a seeded numpy RNG); the kick's 8 task numbers (ball position and
 velocity and target, relative to the robot in its heading frame: what its vision would give) are
 the env's ``kick_obs`` of the simulated state. Episodes end as the env's do: a fall (a body other
-than the robot's contact bodies, its feet, on the ground), the ball in the target area (a success only with the robot not
-fallen) or the episode length. Metrics, as ``play`` prints them for the env: success, fall and
+than the robot's contact bodies, its feet, on the ground), the ball in the target area (a success
+only with the robot not fallen) or the episode length. Metrics, as ``play`` prints them for the env: success, fall and
 timeout rates, mean time to success, mean final ball-target distance. ``--video`` shows the ball
 and the target area. (AMP runs without a task, steering and location runs are not supported.)
 """
@@ -392,8 +392,9 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
         data.qpos[:nq] = meta["init_qpos"]
         data.qpos[robot.qpos_idx] += rng.uniform(-start_noise, start_noise, J)
         draws = [np.float32(rng.uniform(lo, hi)) for lo, hi in task["layout"].values()]
-        ball, tar = (np.asarray(x, np.float64) for x in place(
-            jnp.asarray(data.qpos[0:3], jnp.float32), rmath.normalize(jnp.asarray(data.qpos[3:7], jnp.float32)), *draws))
+        root_rot = rmath.normalize(jnp.asarray(data.qpos[3:7], jnp.float32))
+        ball, tar = (np.asarray(x, np.float64) for x in place(jnp.asarray(data.qpos[0:3], jnp.float32), root_rot,
+                                                               *draws))
         data.qpos[ba:ba + 7] = [ball[0], ball[1], ball_r, 1.0, 0.0, 0.0, 0.0]
         data.qvel[bv:bv + 6] = 0.0
         tar_pos = np.array([tar[0], tar[1], 0.0])
@@ -411,9 +412,10 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
             k += 1
             if qs is not None:
                 qs.append(data.qpos.copy())
+            xmat = np.asarray(data.geom_xmat[ids], np.float32).reshape(-1, 3, 3)
             fell, d, inside, success = (np.asarray(x) for x in outcome(
-                np.asarray(data.geom_xpos[ids], np.float32), np.asarray(data.geom_xmat[ids], np.float32).reshape(-1, 3, 3),
-                np.asarray(data.qpos[ba:ba + 3], np.float32), np.asarray(tar_pos, np.float32), np.int32(k)))
+                np.asarray(data.geom_xpos[ids], np.float32), xmat, np.asarray(data.qpos[ba:ba + 3], np.float32),
+                np.asarray(tar_pos, np.float32), np.int32(k)))
             d_bt = float(d)
             if fell or inside:
                 how = "term_success" if success else "term_fail"
@@ -470,7 +472,8 @@ def main(argv=None) -> int:
         import math
         # a rate of no episodes (e.g. time to success without a success) is NaN: null in the JSON
         clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in m.items()}
-        Path(args.json).write_text(json.dumps(clean, indent=1))
+        from mjxmimic.io_util import atomic_write
+        atomic_write(args.json, json.dumps(clean, indent=1))
     if args.video:
         from mjxmimic.robots import load_robot
         from mjxmimic.view import render_rollout

@@ -90,6 +90,10 @@ def test_kick_episodes_end_as_the_env_says(kick):
     m, _ = sim2sim.run_episodes(lying, sess, episodes=1, seconds=1.0)
     assert m["fall_rate"] == 1.0 and m["episode_length_s"] == pytest.approx(2 * dt)
     assert np.isnan(m["time_to_success"])
+    other = copy.deepcopy(meta)
+    other["task"]["name"] = "steer"
+    with pytest.raises(ValueError, match="neither a reference clip nor a task it knows"):
+        sim2sim.run_episodes(other, sess)
 
 
 def test_kick_observation_equals_the_env_observation(kick):
@@ -109,7 +113,7 @@ def test_kick_observation_equals_the_env_observation(kick):
     rot = np.array([np.cos(1.0), 0.0, 0.0, np.sin(1.0)]) + rng.normal(0, 0.1, 4)   # yawed and tilted
     md.qpos[3:7] = rot / np.linalg.norm(rot)
     md.qpos[r.qpos_idx] += rng.uniform(-0.2, 0.2, r.num_joints)
-    a, v = scene.ball_qpos_adr, scene.ball_qvel_adr
+    a = scene.ball_qpos_adr
     md.qpos[a:a + 7] = [1.1, 0.2, 0.07, 1.0, 0.0, 0.0, 0.0]
     md.qvel[:] = rng.normal(0.0, 0.5, model.nv)
     tar = np.array([2.5, -0.7, 0.0])
@@ -117,8 +121,9 @@ def test_kick_observation_equals_the_env_observation(kick):
     out = rng.uniform(-1.5, 1.5, r.num_joints).astype(np.float32)   # the policy's last output, some beyond ±1
 
     act = meta["action"]
-    info = {"step": jnp.asarray(7, jnp.int32), "noise_key": jax.random.PRNGKey(0), "tar_pos": jnp.asarray(tar, jnp.float32),
-            "last_action": quiet.normalized_action(jnp.asarray(act["offset"] + act["scale"] * out))}
+    env_action = jnp.asarray(act["offset"] + act["scale"] * out)   # what the learner hands the env
+    info = {"step": jnp.asarray(7, jnp.int32), "noise_key": jax.random.PRNGKey(0),
+            "tar_pos": jnp.asarray(tar, jnp.float32), "last_action": quiet.normalized_action(env_action)}
     want = np.asarray(jax.jit(quiet.observation)(params, mjx.put_data(model, md), info))[:actor_obs_size(env)]
 
     s = {**sim2sim.read_sensors(r, md), **sim2sim.read_kick_inputs(scene, md, tar)}
