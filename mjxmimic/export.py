@@ -7,7 +7,8 @@ deterministic mean action ``action`` [B, J] in the policy's normalised space; th
 normaliser ((obs − mean)/std clipped to ±obs_clip) is inside the graph. ``policy.json`` says
 everything else a controller needs (see :func:`policy_metadata`): the robot's joints in order,
 the PD gains and effort limits the run trained with, the action rule, the policy rate, the
-observation layout and, for tracking runs, the reference clip per control step.
+observation layout and, for tracking runs, the reference clip per control step; for ball-kick
+runs the task (ball, episode layout, target radius), the start pose and the fall rule.
 The graph is built by jax2onnx (``pip install 'mjxmimic[deploy]'``) from the same jax functions
 the trainer calls, so it cannot drift from them.
 """
@@ -109,7 +110,10 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
     Action: the policy outputs a; the PD target is ``offset + scale·a`` (``action.rule``). Tracking
     runs: offset = the default pose and the target is not clipped by the env (``mode:
     default_plus_scale``); MimicKit-style runs map a ∈ [-1, 1] onto [low, high] and clip the target
-    to it (``mode: low_high``). MuJoCo clamps every target to ``target_range`` (the ctrlrange)."""
+    to it (``mode: low_high``). MuJoCo clamps every target to ``target_range`` (the ctrlrange).
+    Other runs than tracking: ``init_qpos`` (the robot's start pose, at rest) and ``fall`` (the
+    geoms that may not touch the ground, :func:`mjxmimic.envs.char.fallen`); ball-kick runs:
+    ``task`` (``KickEnv.task_spec``: ball, episode layout, target radius)."""
     from mjxmimic.envs.char import CharEnv
     from mjxmimic.learning.ppo import actor_obs_size, resolve_action_map
     r, m = env.robot, env.model
@@ -137,6 +141,14 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
     }
     if getattr(params, "motion", None) is not None and hasattr(env, "anchor_id"):
         meta["reference"] = _reference(env, params, int(env.max_episode_steps))
+    else:
+        # the character env's start pose and fall rule (tracking has its own terminations)
+        meta["init_qpos"] = np.asarray(env.init_qpos, np.float32)
+        meta["fall"] = {"enabled": bool(env.cfg.enable_early_termination),
+                        "geoms": [m.geom(int(g)).name for g in env.fall_geom_ids],
+                        "ground_contact_height": float(params.ground_contact_height)}
+    if hasattr(env, "task_spec"):
+        meta["task"] = env.task_spec()
     return meta
 
 
@@ -154,7 +166,7 @@ def _jsonable(x):
 
 # Keys whose values load back as float32 arrays (the rest stays as JSON gives it).
 _ARRAYS = {"default_joint_pos", "kp", "kd", "effort", "armature", "offset", "scale", "target_range", "low", "high",
-           "joint_pos", "joint_vel", "anchor_pos", "anchor_rot", "ee_z", "qpos0", "qvel0"}
+           "joint_pos", "joint_vel", "anchor_pos", "anchor_rot", "ee_z", "qpos0", "qvel0", "init_qpos"}
 
 
 def _arrays(x, key=None):

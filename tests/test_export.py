@@ -1,44 +1,24 @@
 """Export (ONNX + policy.json) and the MuJoCo C sim2sim check on a tiny K1 tracking run.
 
-The run is made in-process (config.yaml as train writes it, a freshly initialised TrainState
-saved by the Checkpointer) with a non-trivial observation normaliser, which is faster than a
-training iteration and exercises the same restore path."""
+The run is made in-process by ``export_runs.exported_run`` (shared with test_sim2sim.py's kick run)."""
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("jax2onnx")
 
+from export_runs import TINY, exported_run  # noqa: E402
 from mjxmimic import export, sim2sim  # noqa: E402
-from mjxmimic.envs.registry import apply_overrides, load_config, make_env, read_config  # noqa: E402
-
-OVERRIDES = {"env.num_envs": "2", "agent.steps_per_iter": "2", "agent.actor_hidden": "[16, 8]",
-             "agent.critic_hidden": "[8]", "env.episode_length": "1.0"}
+from mjxmimic.envs.registry import make_env  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from mjxmimic.learning import Checkpointer
-    from mjxmimic.learning import normalizer as nl
-    from mjxmimic.train import build
-    d = tmp_path_factory.mktemp("run")
-    raw = apply_overrides(read_config(load_config("k1_track", OVERRIDES)["path"]), OVERRIDES)
-    (d / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    env, params, agent_cfg, trainer = build(d)
-    ts = trainer.init(jax.random.PRNGKey(0))
-    # a normaliser far from the identity, so that ONNX must carry it (and its clip) exactly
-    x = jax.random.normal(jax.random.PRNGKey(1), (64, env.obs_size)) * 3.0 + 1.0
-    ts = ts.replace(obs_norm=nl.update(ts.obs_norm, x), iteration=jnp.asarray(1, jnp.int32))
-    with Checkpointer(str(d / "checkpoints")) as ck:
-        ck.save(ts)
-    out = d / "deploy"
-    assert export.main([str(d), "--out", str(out)]) == 0
-    return d, out, (env, params, agent_cfg, trainer, ts)
+    return exported_run(tmp_path_factory.mktemp("run"), "k1_track", TINY)
 
 
 def test_onnx_equals_the_jax_policy(run):
@@ -91,10 +71,10 @@ def test_policy_json_round_trips(run):
 def test_sim2sim_runs_the_exported_policy(run, capsys):
     _, out, _ = run
     meta, sess = sim2sim.load_policy(out)
-    m, traj = sim2sim.run_episodes(meta, sess, episodes=2, seconds=0.2, delay=2, start_noise=0.02, record=True)
+    m, rec = sim2sim.run_episodes(meta, sess, episodes=2, seconds=0.2, delay=2, start_noise=0.02, record=True)
     assert {"survival", "joint_pos_err", "episode_length_s"} <= set(m)
     assert 0.0 <= m["survival"] <= 1.0 and 0.0 < m["episode_length_s"] <= 0.2 + 1e-9
-    assert traj.shape[0] >= 2 and np.all(np.isfinite(traj))
+    assert rec.qpos.shape[0] >= 2 and np.all(np.isfinite(rec.qpos)) and rec.target is None
     capsys.readouterr()
     assert sim2sim.main([str(out), "--episodes", "1", "--seconds", "0.1"]) == 0
     assert "| survival |" in capsys.readouterr().out

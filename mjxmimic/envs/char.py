@@ -20,7 +20,7 @@ Building blocks (all pure; reuse them rather than re-deriving):
   * :meth:`CharEnv.char_frame` -- the simulated character as a
     :class:`~mjxmimic.motions.lib.MotionFrame` (same fields as a reference frame).
   * :func:`joint_rotations`, :func:`compute_char_obs` -- MimicKit's char observation.
-  * :meth:`CharEnv.ground_contact` / :meth:`CharEnv.has_fallen` -- fall detection.
+  * :meth:`CharEnv.ground_contact` / :meth:`CharEnv.has_fallen` / :func:`fallen` -- fall detection.
   * :meth:`CharEnv.initial_state` -- reference-state init (random clip/time) or default pose.
   * :func:`auto_reset` -- the post-step EnvState with auto-reset, terminal obs and NaN guard.
 
@@ -66,7 +66,7 @@ from mjxmimic.robots import Robot, load_robot
 from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
-           "char_obs_size", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
+           "char_obs_size", "fallen", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
 
 # Per-step indicators of how the step ended (fixed keys every character env reports).
 # Fractions of episodes follow from ratios of their means, e.g. term_timeout / (sum of all).
@@ -172,6 +172,13 @@ def compute_char_obs(root_pos, root_rot, root_vel, root_ang_vel, joint_rot, dof_
     if root_height_obs:
         parts.insert(0, root_pos[..., 2:3])
     return jnp.concatenate(parts, axis=-1)
+
+
+def fallen(fall_geom_min_z, ground_contact_height, step):
+    """The character env's fall: a fall geom (a body not allowed to touch the ground) lower than
+    ``ground_contact_height``, never on an episode's first step (``step`` counts control steps
+    since reset, 1 after the first)."""
+    return jnp.any(fall_geom_min_z < ground_contact_height) & (step > 1)
 
 
 def char_obs_size(num_joints: int, num_key_bodies: int, root_height_obs: bool) -> int:
@@ -356,7 +363,8 @@ class CharEnv:
         """Early termination by ground contact of a non-contact body, never on the first step."""
         if not self.cfg.enable_early_termination or self.fall_geom_ids.size == 0:
             return jnp.zeros((), bool)
-        return jnp.any(self.ground_contact(params, data)) & (info["step"] > 1)
+        z = physics.geoms_min_z(self._geom_type, self._geom_size, data, self.fall_geom_ids)
+        return fallen(z, params.ground_contact_height, info["step"])
 
     # ---- overridable hooks ------------------------------------------------------------
     def full_state(self, robot_qpos, robot_qvel):

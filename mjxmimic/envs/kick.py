@@ -47,8 +47,8 @@ from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig
 from mjxmimic.envs.scene import BallConfig, build_ball_scene
 from mjxmimic.envs.tasks import location_reward, to_heading_frame
 
-__all__ = ["KickConfig", "KickEnv", "kick_obs", "kick_reward", "kick_episode_stats",
-           "sample_ball_and_target", "KICK_REWARD_TERMS"]
+__all__ = ["KickConfig", "KickEnv", "kick_obs", "kick_reward", "kick_episode_stats", "kick_layout",
+           "place_ball_and_target", "sample_ball_and_target", "kick_success", "KICK_REWARD_TERMS"]
 
 KICK_REWARD_TERMS = ("approach", "ball_vel", "ball_pos")
 
@@ -129,17 +129,36 @@ def kick_reward(root_pos, prev_root_pos, root_rot, ball_pos, ball_vel, tar_pos, 
     return r, terms
 
 
+def kick_layout(c: KickConfig) -> dict:
+    """The four uniform draws of an episode's layout, ``{name: (low, high)}`` in draw order:
+    the ball's bearing off the heading and its distance, the target's turn off the robot->ball
+    direction and its distance beyond the ball (policy.json records them for sim2sim)."""
+    return {"ball_bearing": (-c.ball_angle_max, c.ball_angle_max), "ball_dist": (c.ball_dist_min, c.ball_dist_max),
+            "target_turn": (-c.target_angle_max, c.target_angle_max),
+            "target_dist": (c.target_dist_min, c.target_dist_max)}
+
+
+def place_ball_and_target(root_pos, root_rot, ball_bearing, ball_dist, target_turn, target_dist):
+    """(ball xy [2], target xy [2]) from the layout's draws (:func:`kick_layout`)."""
+    bearing = rmath.heading(root_rot) + ball_bearing
+    ball = root_pos[:2] + ball_dist * jnp.stack([jnp.cos(bearing), jnp.sin(bearing)])
+    tdir = bearing + target_turn
+    return ball, ball + target_dist * jnp.stack([jnp.cos(tdir), jnp.sin(tdir)])
+
+
 def sample_ball_and_target(key, root_pos, root_rot, c: KickConfig):
     """(ball xy [2], target xy [2]) for a new episode (see the module docstring)."""
-    k = jax.random.split(key, 4)
-    u = lambda kk, lo, hi: jax.random.uniform(kk, (), minval=lo, maxval=hi)  # noqa: E731
-    h = rmath.heading(root_rot)
-    bearing = h + u(k[0], -c.ball_angle_max, c.ball_angle_max)
-    d = u(k[1], c.ball_dist_min, c.ball_dist_max)
-    ball = root_pos[:2] + d * jnp.stack([jnp.cos(bearing), jnp.sin(bearing)])
-    tdir = bearing + u(k[2], -c.target_angle_max, c.target_angle_max)
-    td = u(k[3], c.target_dist_min, c.target_dist_max)
-    return ball, ball + td * jnp.stack([jnp.cos(tdir), jnp.sin(tdir)])
+    keys = jax.random.split(key, 4)
+    u = [jax.random.uniform(k, (), minval=lo, maxval=hi) for k, (lo, hi) in zip(keys, kick_layout(c).values())]
+    return place_ball_and_target(root_pos, root_rot, *u)
+
+
+def kick_success(ball_pos, tar_pos, radius, fell):
+    """(ball-target xy distance, ball centre in the target area, success): a success needs the
+    ball in the target area and the robot not fallen on that step."""
+    d_bt = jnp.linalg.norm((tar_pos - ball_pos)[..., :2], axis=-1)
+    inside = d_bt < radius
+    return d_bt, inside, inside & ~fell
 
 
 def kick_episode_stats(metrics: dict) -> dict:
@@ -176,6 +195,15 @@ class KickEnv(AMPEnv):
         object.__setattr__(self, "ball_qpos_adr", int(scene.ball_qpos_adr))
         object.__setattr__(self, "ball_qvel_adr", int(scene.ball_qvel_adr))
 
+    def task_spec(self) -> dict:
+        """The task as a controller outside the env needs it (policy.json's ``task``, which
+        sim2sim runs): the ball (:class:`~mjxmimic.envs.scene.BallConfig` fields), the layout's
+        draws (:func:`kick_layout`) and the target area's radius."""
+        c = self.cfg
+        return {"name": "kick", "ball": dataclasses.asdict(c.ball_config()),
+                "layout": {k: [float(lo), float(hi)] for k, (lo, hi) in kick_layout(c).items()},
+                "target_radius": float(c.target_radius)}
+
     # ---- ball state ---------------------------------------------------------------------
     def ball_state(self, data):
         """(ball position [3], ball linear velocity [3], world)."""
@@ -200,15 +228,14 @@ class KickEnv(AMPEnv):
         ball_pos, ball_vel = self.ball_state(data)
         r, terms = kick_reward(frame.root_pos, prev_data.qpos[0:3], frame.root_rot, ball_pos, ball_vel,
                                info["tar_pos"], self.control_dt, c)
-        d_bt = jnp.linalg.norm((info["tar_pos"] - ball_pos)[:2])
-        success = d_bt < c.target_radius
-        r = r + c.success_bonus * success
         fell = self.has_fallen(params, data, info)
+        d_bt, success, upright_success = kick_success(ball_pos, info["tar_pos"], c.target_radius, fell)
+        r = r + c.success_bonus * success
         ended = success | fell | (info["step"] >= self.max_episode_steps)
         t = info["step"].astype(jnp.float32) * self.control_dt
-        metrics = {"success": (success & ~fell).astype(jnp.float32), "fall": fell.astype(jnp.float32),
+        metrics = {"success": upright_success.astype(jnp.float32), "fall": fell.astype(jnp.float32),
                    "ball_target_dist": d_bt, "ball_speed": jnp.linalg.norm(ball_vel[:2]),
-                   "time_to_success": jnp.where(success & ~fell, t, 0.0),
+                   "time_to_success": jnp.where(upright_success, t, 0.0),
                    "final_ball_target_dist": jnp.where(ended, d_bt, 0.0),
                    **{f"r_{k}": v for k, v in terms.items()}}
         return r, jnp.zeros((), bool), success, metrics, info
