@@ -25,7 +25,8 @@ Several GPUs: --devices N|all splits the envs over this machine's devices. Sever
 or hosts (jax.distributed): start the same command once per process, with
     --coordinator HOST:PORT --num-processes N --process-id I      (I = 0..N-1; HOST: process 0's)
 or the same three in MJXMIMIC_COORDINATOR, MJXMIMIC_NUM_PROCESSES, MJXMIMIC_PROCESS_ID; under
-SLURM, `srun` with more than one task is detected by itself (--distributed off: one process).
+SLURM, `srun` with more than one task is detected by itself, one task per GPU (JAX gives each
+the GPU numbered SLURM_LOCALID); --distributed off keeps a command to one process.
 The envs (--num-envs: the total over all processes) split over every device of every process
 (--devices: per process, default all of them); process 0 writes the run directory, logs and
 prints, every process writes its share of the checkpoints (the run directory must be on a

@@ -73,6 +73,15 @@ def test_resolve_reads_flags_then_environment_then_slurm():
         dist.resolve(environ={dist.ENV_COORDINATOR: "h:1", dist.ENV_NUM_PROCESSES: "2"})
 
 
+def test_help_names_the_flags(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    out = capsys.readouterr().out
+    for word in ("--coordinator HOST:PORT", "--num-processes N", "--process-id I", "--distributed {auto,off}",
+                 dist.ENV_COORDINATOR, dist.ENV_NUM_PROCESSES, dist.ENV_PROCESS_ID, "SLURM"):
+        assert word in out, word
+
+
 def test_two_processes_train_like_one():
     port = _free_port()
     procs = _start(lambda i: [sys.executable, str(TESTS / "distributed_check.py"), f"localhost:{port}", str(i)],
