@@ -20,6 +20,18 @@ its first iterations, so it is statistically, not bitwise, the run it continues.
 Without --iterations or --minutes a run stops after 10 minutes on a CPU and after 30 minutes
 on a GPU/TPU. Each training iteration (rollout, returns, all PPO/AMP updates) is one jitted
 call; this loop only logs and checkpoints.
+
+Several GPUs: --devices N|all splits the envs over this machine's devices. Several processes
+or hosts (jax.distributed): start the same command once per process, with
+    --coordinator HOST:PORT --num-processes N --process-id I      (I = 0..N-1; HOST: process 0's)
+or the same three in MJXMIMIC_COORDINATOR, MJXMIMIC_NUM_PROCESSES, MJXMIMIC_PROCESS_ID; under
+SLURM, `srun` with more than one task is detected by itself, one task per GPU (JAX gives each
+the GPU numbered SLURM_LOCALID); --distributed off keeps a command to one process.
+The envs (--num-envs: the total over all processes) split over every device of every process
+(--devices: per process, default all of them); process 0 writes the run directory, logs and
+prints, every process writes its share of the checkpoints (the run directory must be on a
+filesystem all hosts share). SIGTERM to any process stops all of them after the same iteration,
+checkpointed; --resume DIR continues it with the same processes.
 """
 from __future__ import annotations
 
@@ -41,6 +53,7 @@ import_mjx()  # before the registry imports MJX: no warp-probe lines
 from mjxmimic.envs import registry  # noqa: E402
 from mjxmimic.envs.registry import (ConfigError, apply_overrides, load_config, make_env,  # noqa: E402
                                     parse_overrides, read_config)
+from mjxmimic.learning import distributed as dist  # noqa: E402
 from mjxmimic.paths import ROBOTS_DIR, default_runs_dir, enable_compile_cache  # noqa: E402
 
 CPU_NUM_ENVS = 64
@@ -151,30 +164,39 @@ def build_trainer(env, params, agent_cfg, mesh=None):
     return make_trainer(env, params, agent_cfg, mesh=mesh)
 
 
-def _devices(arg: str) -> int:
-    """--devices: a count of local devices ('all': every one)."""
+def _devices(arg: str, multi: bool = False) -> int:
+    """--devices: a count of local devices ('all': every one; 'auto': 1, or all in a
+    multi-process run)."""
     import jax
     have = len(jax.local_devices())
-    if arg == "all":
+    if arg == "all" or (arg == "auto" and multi):
         return have
+    if arg == "auto":
+        return 1
     if not arg.isdigit() or int(arg) < 1:
-        raise ConfigError(f"--devices: expected a number >= 1 or 'all', got {arg!r}")
+        raise ConfigError(f"--devices: expected a number >= 1, 'all' or 'auto', got {arg!r}")
     if int(arg) > have:
         raise ConfigError(f"--devices {arg}: this machine has {have} {jax.default_backend()} device(s)")
     return int(arg)
 
 
 def _check_split(num_envs: int, devices: int):
-    if num_envs % devices:
-        raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {devices} devices")
+    """``devices`` per process; the envs split over those of every process."""
+    import jax
+    n = jax.process_count()
+    if num_envs % (devices * n):
+        over = f"{devices * n} devices ({n} processes x {devices})" if n > 1 else f"{devices} devices"
+        raise ConfigError(f"--devices: {num_envs} envs do not split evenly over {over}")
 
 
 def build(run_dir: Path, devices: int = 1, overrides=None):
     """(env, params, agent_cfg, trainer) for the config saved in a run directory (with ``overrides``,
-    e.g. play's evaluation settings); the envs are split over ``devices`` local devices."""
+    e.g. play's evaluation settings); the envs are split over ``devices`` local devices of every
+    process (a multi-process run always splits them)."""
+    import jax
     env, params, agent_cfg = make_env(run_dir / "config.yaml", overrides)
     mesh = None
-    if devices != 1:
+    if devices != 1 or jax.process_count() > 1:
         from mjxmimic.learning.parallel import env_mesh
         _check_split(agent_cfg.num_envs, devices)
         mesh = env_mesh(devices)
@@ -253,7 +275,18 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", metavar="DIR", help="run directory to continue from its last checkpoint")
     ap.add_argument("--force", action="store_true", help="with --resume: continue even though the config or code "
                     "changed since the run began (recorded in fingerprint.json)")
-    ap.add_argument("--devices", default="1", help="local GPUs/TPU cores to split the envs over: a number or 'all'")
+    ap.add_argument("--devices", default="auto", help="local GPUs/TPU cores (per process) to split the envs over: "
+                    "a number, 'all', or 'auto' (1; all in a multi-process run)")
+    multi = ap.add_argument_group("several processes/hosts (jax.distributed; every process runs the same command)")
+    multi.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address and a free port (or "
+                       f"${dist.ENV_COORDINATOR})")
+    multi.add_argument("--num-processes", type=int, metavar="N", help=f"how many processes (or "
+                       f"${dist.ENV_NUM_PROCESSES})")
+    multi.add_argument("--process-id", type=int, metavar="I", help=f"this process's number, 0..N-1 (or "
+                       f"${dist.ENV_PROCESS_ID})")
+    multi.add_argument("--distributed", choices=("auto", "off"), default="auto", help="auto: multi-process when the "
+                       "three settings above are given (flags or environment) or SLURM's srun started several tasks; "
+                       "off: one process")
     return ap
 
 
@@ -267,6 +300,54 @@ def _new_run_dir(args) -> Path:
     return run_dir
 
 
+def _prepare_run(args, backend: str, devices: int) -> dict:
+    """Check the arguments against the run directory and write a new run's files (process 0
+    only). Returns what every process needs: the run directory, seed, budget, checkpoint mode."""
+    user_budget = args.iterations is not None or args.minutes is not None
+    if args.resume:
+        run_dir = Path(args.resume)
+        mixed = [f for f, v in (("--env", args.env), ("--set", args.set), ("--num-envs", args.num_envs)) if v]
+        if mixed:
+            raise ConfigError(f"--resume takes the config from {run_dir / 'config.yaml'}; drop {', '.join(mixed)} "
+                              "(or start a new run with --out)")
+        if args.out and Path(args.out).resolve() != run_dir.resolve():
+            raise ConfigError(f"--resume {run_dir} continues in that directory; drop --out {args.out}")
+        if not (run_dir / "config.yaml").exists():
+            raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a run directory)")
+        run = yaml.safe_load((run_dir / "run.yaml").read_text())
+        _check_fingerprint(run_dir, args.force)
+        iterations, minutes = (args.iterations, args.minutes) if user_budget else \
+            (run.get("iterations"), run.get("minutes"))
+        return {"run_dir": str(run_dir), "seed": run["seed"], "iterations": iterations, "minutes": minutes,
+                "exact": args.exact_resume or bool(run.get("exact_resume"))}
+    run_dir = _new_run_dir(args)
+    overrides = parse_overrides(args.set)
+    if args.num_envs is None and "env.num_envs" not in overrides and backend == "cpu":
+        # Thousands of MJX envs on a CPU make one iteration take minutes: start small there.
+        args.num_envs = CPU_NUM_ENVS
+        print(f"no GPU/TPU found: training {CPU_NUM_ENVS} envs on the CPU (--num-envs to change)", flush=True)
+    if args.num_envs is not None:
+        overrides["env.num_envs"] = str(args.num_envs)
+    raw = _resolved_config(args.env, overrides)
+    _check_split(int(raw["env"]["num_envs"]), devices)  # before anything is written
+    iterations, minutes, exact = args.iterations, args.minutes, args.exact_resume
+    if not user_budget:
+        minutes = CPU_MINUTES if backend == "cpu" else ACCEL_MINUTES
+        print(f"no --iterations/--minutes: stopping after {minutes:g} minutes on this {backend} "
+              "(--minutes or --iterations to change)", flush=True)
+    config_text = yaml.safe_dump(raw, sort_keys=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_text)
+    (run_dir / "fingerprint.json").write_text(json.dumps(fingerprint(config_text), indent=1))
+    (run_dir / "run.yaml").write_text(yaml.safe_dump(
+        {"env": args.env, "seed": args.seed, "iterations": iterations, "minutes": minutes, "exact_resume": exact}))
+    return {"run_dir": str(run_dir), "seed": args.seed, "iterations": iterations, "minutes": minutes, "exact": exact}
+
+
+# Why the processes of a multi-process run stop (the largest any of them asks for wins).
+_GO, _TIME, _SIGNAL = 0, 1, 2
+
+
 def main(argv=None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
@@ -274,106 +355,121 @@ def main(argv=None) -> int:
         for name, desc in registry.list_configs():
             print(f"{name:14s} {desc}")
         return 0
+    if not args.resume and not args.env:
+        ap.error("--env is required (or --resume DIR)")
+
+    # Before anything touches JAX's devices: join the other processes, if there are any.
+    flags = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+             "--process-id": args.process_id}
+    multi = False
+    try:
+        if args.distributed == "off":
+            given = [k for k, v in flags.items() if v is not None]
+            if given:
+                raise dist.DistributedError(f"--distributed off runs one process; drop {', '.join(given)}")
+            multi = False
+        else:
+            multi = dist.initialize(args.coordinator, args.num_processes, args.process_id)
+        if multi:  # the same command everywhere, or process 0's run dir would not fit the others
+            dist.check_same({k: v for k, v in vars(args).items()
+                             if k not in ("coordinator", "num_processes", "process_id", "distributed")})
+    except dist.DistributedError as e:
+        if not multi or dist.is_primary():  # the processes agreed on it: one of them says it
+            print(f"error: {e}", file=sys.stderr)
+        return 2
 
     import jax
 
     from mjxmimic.learning import Checkpointer, init_or_restore, train
 
+    primary = dist.is_primary()
+    say = print if primary else (lambda *a, **k: None)  # noqa: E731
     backend = jax.default_backend()
     enable_compile_cache(backend)  # GPU/TPU: a repeated or resumed run skips the ~90 s compile
+    error = None
     try:
         if args.keep < 1:
             raise ConfigError(f"--keep: expected a number >= 1, got {args.keep}")
-        devices = _devices(args.devices)
-        user_budget = args.iterations is not None or args.minutes is not None
-        if args.resume:
-            run_dir = Path(args.resume)
-            mixed = [f for f, v in (("--env", args.env), ("--set", args.set), ("--num-envs", args.num_envs)) if v]
-            if mixed:
-                raise ConfigError(f"--resume takes the config from {run_dir / 'config.yaml'}; drop {', '.join(mixed)} "
-                                  "(or start a new run with --out)")
-            if args.out and Path(args.out).resolve() != run_dir.resolve():
-                raise ConfigError(f"--resume {run_dir} continues in that directory; drop --out {args.out}")
-            if not (run_dir / "config.yaml").exists():
-                raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a run directory)")
-            run = yaml.safe_load((run_dir / "run.yaml").read_text())
-            _check_fingerprint(run_dir, args.force)
-            seed = run["seed"]
-            iterations, minutes = (args.iterations, args.minutes) if user_budget else \
-                (run.get("iterations"), run.get("minutes"))
-            exact = args.exact_resume or bool(run.get("exact_resume"))
-        else:
-            if not args.env:
-                ap.error("--env is required (or --resume DIR)")
-            run_dir = _new_run_dir(args)
-            overrides = parse_overrides(args.set)
-            if args.num_envs is None and "env.num_envs" not in overrides and backend == "cpu":
-                # Thousands of MJX envs on a CPU make one iteration take minutes: start small there.
-                args.num_envs = CPU_NUM_ENVS
-                print(f"no GPU/TPU found: training {CPU_NUM_ENVS} envs on the CPU (--num-envs to change)", flush=True)
-            if args.num_envs is not None:
-                overrides["env.num_envs"] = str(args.num_envs)
-            raw = _resolved_config(args.env, overrides)
-            _check_split(int(raw["env"]["num_envs"]), devices)  # before anything is written
-            iterations, minutes, exact = args.iterations, args.minutes, args.exact_resume
-            if not user_budget:
-                minutes = CPU_MINUTES if backend == "cpu" else ACCEL_MINUTES
-                print(f"no --iterations/--minutes: stopping after {minutes:g} minutes on this {backend} "
-                      "(--minutes or --iterations to change)", flush=True)
-            config_text = yaml.safe_dump(raw, sort_keys=False)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(config_text)
-            (run_dir / "fingerprint.json").write_text(json.dumps(fingerprint(config_text), indent=1))
-            seed = args.seed
-            (run_dir / "run.yaml").write_text(yaml.safe_dump(
-                {"env": args.env, "seed": seed, "iterations": iterations, "minutes": minutes, "exact_resume": exact}))
+        devices = _devices(args.devices, multi)
+        setup = _prepare_run(args, backend, devices) if primary else None
+    except ConfigError as e:
+        setup = {"error": str(e)}
+    if multi:  # process 0 has written the run directory (a barrier) and tells the others where
+        setup = json.loads(dist.broadcast_text(json.dumps(setup) if primary else None))
+    if "error" in setup:
+        say(f"error: {setup['error']}", file=sys.stderr)
+        return 2
+    run_dir = Path(setup["run_dir"])
+    seed, iterations, minutes, exact = setup["seed"], setup["iterations"], setup["minutes"], setup["exact"]
+    try:
+        if not (run_dir / "config.yaml").exists():
+            raise ConfigError(f"process {jax.process_index()} cannot see {run_dir / 'config.yaml'}, which process 0 "
+                              "wrote: every process needs the run directory on a shared filesystem")
         env, params, agent_cfg, trainer = build(run_dir, devices)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        error = str(e)
+        print(f"error: {e}" if primary else f"error: process {jax.process_index()}: {e}", file=sys.stderr)
+    if (dist.agree_max(error is not None) if multi else error is not None):
+        return 2  # every process stops when one cannot build the trainer
 
     steps_per_iter = agent_cfg.num_envs * agent_cfg.steps_per_iter
-    print(f"run dir {run_dir}\n{jax.devices()[0].platform} x {devices}: {agent_cfg.num_envs} envs x "
-          f"{agent_cfg.steps_per_iter} steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
+    split = f"{jax.process_count()} processes x {devices}" if multi else f"{devices}"
+    say(f"run dir {run_dir}\n{jax.devices()[0].platform} x {split}: {agent_cfg.num_envs} envs x "
+        f"{agent_cfg.steps_per_iter} steps per iteration, obs {env.obs_size}, actions {env.action_size}", flush=True)
     ckpt = Checkpointer(str(run_dir.resolve() / "checkpoints"), save_every=args.save_every, max_to_keep=args.keep,
                         exact=exact, best_metric=args.best_metric if args.keep_best else None)
     t0 = time.perf_counter()
     ts = init_or_restore(trainer, jax.random.PRNGKey(seed), ckpt)
     start = int(ts.iteration)
     if start:
-        print(f"resumed from iteration {start}", flush=True)
-    print("compiling the training iteration...", flush=True)
-    log = _Logger(run_dir, steps_per_iter, iterations, start)
+        say(f"resumed from iteration {start}", flush=True)
+    say("compiling the training iteration...", flush=True)
+    log = _Logger(run_dir, steps_per_iter, iterations, start) if primary else None
     deadline = None if minutes is None else t0 + 60.0 * minutes
+    signalled = []
 
     def log_fn(it, metrics):
-        log(it, metrics)
-        if deadline is not None and time.perf_counter() > deadline:
+        if log is not None:
+            log(it, metrics)
+        late = deadline is not None and time.perf_counter() > deadline
+        if multi:  # every process stops after the same iteration, so that their saves match
+            why = dist.agree_max(_SIGNAL if signalled else _TIME if late else _GO)
+            if why == _SIGNAL:
+                raise KeyboardInterrupt
+            late = why == _TIME
+        if late:
             raise _TimeUp
 
     def on_term(signum, frame):
-        raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
+        if multi:
+            signalled.append(signum)  # acted on after this iteration, on every process (log_fn)
+        else:
+            raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
 
+    handled = (signal.SIGTERM, signal.SIGINT) if multi else (signal.SIGTERM,)
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for sig in handled:
+            previous[sig] = signal.signal(sig, on_term)
     except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
-        previous = None
+        pass
     try:
         ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn)
     except _TimeUp:
         pass  # train() already saved the last completed state
     except KeyboardInterrupt:
-        print("\ninterrupted; last completed iteration checkpointed", flush=True)
+        say("\ninterrupted; last completed iteration checkpointed", flush=True)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if log is not None:
+            log.close()
         ckpt.wait()
         last = ckpt.latest_step()
         ckpt.close()
-    print(f"done: {last} iterations in {time.perf_counter() - t0:.0f}s; checkpoints in {run_dir / 'checkpoints'}\n"
-          f"next: python -m mjxmimic.play {run_dir}      # metrics table + mp4 of the policy\n"
-          f"      tensorboard --logdir {run_dir / 'tb'}   # training curves", flush=True)
+    say(f"done: {last} iterations in {time.perf_counter() - t0:.0f}s; checkpoints in {run_dir / 'checkpoints'}\n"
+        f"next: python -m mjxmimic.play {run_dir}      # metrics table + mp4 of the policy\n"
+        f"      tensorboard --logdir {run_dir / 'tb'}   # training curves", flush=True)
     return 0
 
 

@@ -62,7 +62,7 @@ from mjxmimic.envs.randomize import RandomizeConfig
 from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
-from mjxmimic.robots import Robot, load_robot
+from mjxmimic.robots import Robot, load_robot, put_model
 from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
@@ -242,7 +242,7 @@ class CharEnv:
         deploy = cfg.profile != PROFILE_SIM
         if deploy:
             self.model = model = apply_profile(self.model, robot, self.profile)
-        self._mjx_model = None if model is None else mjx.put_model(model)
+        self._mjx_model = None if model is None else put_model(model)
         self.control_dt = 1.0 / (self.profile.control_freq if deploy else cfg.control_freq)
         self.num_substeps = physics.num_substeps(float(self.model.opt.timestep), self.control_dt)
         self.max_episode_steps = max(1, int(round(cfg.episode_length / self.control_dt)))

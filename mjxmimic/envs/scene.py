@@ -140,8 +140,8 @@ class BallScene:
 
 @functools.lru_cache(maxsize=16)
 def _put(scene: BallScene):
-    from mujoco import mjx
-    return mjx.put_model(scene.model)
+    from mjxmimic.robots import put_model
+    return put_model(scene.model)
 
 
 def build_ball_spec(robot, cfg: BallConfig = BallConfig()) -> tuple[mujoco.MjSpec, list[int]]:

@@ -15,6 +15,8 @@ Two kinds of checkpoint:
 
 ``restore`` reads either kind (which one a checkpoint is, is read from its saved keys).
 Optionally a ``best`` checkpoint is kept beside the last ``max_to_keep``, chosen by a metric.
+In a multi-process run every process calls the same saves and restores with the same steps;
+orbax writes each process's shards and lets process 0 finalise the checkpoint.
 """
 from __future__ import annotations
 
@@ -121,8 +123,9 @@ class Checkpointer:
         self.best_value = total / weight
         self._best_mgr.save(step, args=ocp.args.StandardSave(self._payload(train_state)), force=True)
         self._best_mgr.wait_until_finished()
-        with open(os.path.join(self.directory, BEST_DIR, "best.json"), "w") as f:
-            json.dump({"step": step, "metric": self.best_metric, "value": self.best_value}, f)
+        if jax.process_index() == 0:  # several processes: every one saves (orbax), one writes the json
+            with open(os.path.join(self.directory, BEST_DIR, "best.json"), "w") as f:
+                json.dump({"step": step, "metric": self.best_metric, "value": self.best_value}, f)
 
     def restore(self, template, step: Optional[int] = None, best: bool = False):
         """Restore into the structure of ``template`` (a TrainState or ``trainer.abstract_state()``);
@@ -175,7 +178,7 @@ def _nonempty(tree) -> dict:
 
 
 def _with_sharding(x):
-    sh = getattr(x, "sharding", None) or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    sh = getattr(x, "sharding", None) or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh)
 
 

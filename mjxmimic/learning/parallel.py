@@ -17,16 +17,27 @@ ENV_AXIS = "envs"
 
 
 def env_mesh(num_devices: Optional[int] = None) -> Mesh:
-    """A 1-D mesh over the first ``num_devices`` local devices (all of them if None)."""
-    devices = jax.local_devices()
-    n = len(devices) if num_devices is None else num_devices
-    if not 1 <= n <= len(devices):
-        raise ValueError(f"asked for {n} devices; this machine has {len(devices)} ({devices[0].platform})")
-    return Mesh(np.array(devices[:n]), (ENV_AXIS,))
+    """A 1-D mesh over the first ``num_devices`` local devices of every process (all of them if
+    None), in process order so that each process's envs are one contiguous block. With one
+    process (no ``jax.distributed``) these are just this machine's devices."""
+    local = jax.local_devices()
+    n = len(local) if num_devices is None else num_devices
+    if not 1 <= n <= len(local):
+        raise ValueError(f"asked for {n} devices; this machine has {len(local)} ({local[0].platform})")
+    by_process = {}
+    for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
+        by_process.setdefault(d.process_index, []).append(d)
+    return Mesh(np.array([d for p in sorted(by_process) for d in by_process[p][:n]]), (ENV_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
+
+
+def replicate(tree, mesh: Mesh):
+    """``tree`` (the same values on every process) replicated on every device of ``mesh``. Through
+    the host: a device array of one process cannot be copied to another process's devices."""
+    return jax.device_put(jax.device_get(tree), replicated(mesh))
 
 
 def train_state_shardings(abstract_state, mesh: Mesh, num_envs: int):

@@ -379,7 +379,7 @@ def _compile(init, iteration, evaluate, env_params, num_envs: int, donate: bool,
         abstract = jax.eval_shape(init, jax.random.PRNGKey(0), env_params)
         state_sh = parallel.train_state_shardings(abstract, mesh, num_envs)
         rep = parallel.replicated(mesh)
-        env_params = jax.device_put(env_params, rep)
+        env_params = parallel.replicate(env_params, mesh)
         init_jit = jax.jit(init, out_shardings=state_sh)
         iteration_jit = jax.jit(iteration, in_shardings=(state_sh, rep), out_shardings=(state_sh, rep),
                                 donate_argnums=donate_args)

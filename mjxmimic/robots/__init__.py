@@ -20,7 +20,7 @@ from mjxmimic.robots.geometry import geom_min_z
 from mjxmimic.paths import ROBOTS_DIR
 from mjxmimic.robots.spec import RobotSpec, RobotSpecError, load_spec, spec_path
 
-__all__ = ["Robot", "load_robot", "available_robots", "RobotSpecError"]
+__all__ = ["Robot", "load_robot", "available_robots", "RobotSpecError", "put_model"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -138,7 +138,15 @@ def robot_from_spec(spec: RobotSpec, xml_path: Path) -> Robot:
     return robot
 
 
+def put_model(model: mujoco.MjModel):
+    """``model`` as an mjx.Model on this process's first device. MJX's own default,
+    ``jax.devices()[0]``, is process 0's device in a multi-process run: another process would
+    hold a handle without data."""
+    import jax
+    from mujoco import mjx
+    return mjx.put_model(model, device=jax.local_devices()[0])
+
+
 @functools.cache
 def _mjx_model(name: str):
-    from mujoco import mjx
-    return mjx.put_model(load_robot(name).model)
+    return put_model(load_robot(name).model)
