@@ -8,7 +8,8 @@ A run directory holds the resolved config (config.yaml), run.yaml (seed, budget,
 mode), fingerprint.json (hashes of the config and of the code and assets it trains with),
 TensorBoard scalars (tb/), metrics.jsonl (one line per iteration) and orbax checkpoints
 (checkpoints/, the last --keep; with --keep-best also checkpoints/best/), saved every
---save-every iterations and at exit, Ctrl-C or SIGTERM (a cluster scheduler's stop).
+--save-every iterations and at exit, Ctrl-C, SIGTERM or SIGUSR1 (a cluster scheduler's stop or
+warning; cluster/ has SLURM scripts that requeue and resume).
 --out never reuses a directory that holds a run: continue one with --resume DIR, which
 refuses when the config or the code changed since the run began (--force to resume anyway;
 fingerprint.json records it).
@@ -46,6 +47,7 @@ from mjxmimic.paths import ROBOTS_DIR, default_runs_dir, enable_compile_cache  #
 CPU_NUM_ENVS = 64
 CPU_MINUTES = 10.0  # default budget without a GPU: the quick start ends by itself
 ACCEL_MINUTES = 30.0  # default budget on a GPU/TPU (k1_kick reaches 83% success in 6 min on an H100)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # checkpoint the last completed iteration and exit
 RUN_FILES = ("config.yaml", "run.yaml", "fingerprint.json", "metrics.jsonl", "checkpoints")
 PACKAGE = Path(__file__).resolve().parent
 # Source that decides what a training run computes (the CLIs and tools around it do not).
@@ -354,10 +356,14 @@ def main(argv=None) -> int:
     def on_term(signum, frame):
         raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
 
-    try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
-        previous = None
+    # SIGTERM: a scheduler's stop; SIGUSR1: SLURM's warning before the time limit
+    # (#SBATCH --signal=B:USR1@300, forwarded by cluster/train.sbatch), which then requeues.
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, on_term)
+        except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
+            break
     try:
         ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn)
     except _TimeUp:
@@ -365,8 +371,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; last completed iteration checkpointed", flush=True)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.close()
         ckpt.wait()
         last = ckpt.latest_step()
