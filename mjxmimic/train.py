@@ -354,6 +354,10 @@ def main(argv=None) -> int:
             raise _TimeUp
 
     def on_term(signum, frame):
+        # Once: SLURM may signal both this process and the job script that forwards it, and a
+        # second KeyboardInterrupt would cut the checkpoint save short.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
 
     # SIGTERM: a scheduler's stop; SIGUSR1: SLURM's warning before the time limit
