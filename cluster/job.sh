@@ -69,7 +69,9 @@ on_usr1() {
     kill -USR1 "$pid" 2>/dev/null
     wait "$pid"
     local status=$?
-    if [ "$status" != 0 ]; then
+    # 0: checkpointed and exited; 128+USR1: the signal came before training set its handler (still
+    # compiling), so the last periodic checkpoint is where the next start resumes.
+    if [ "$status" != 0 ] && [ "$status" != $((128 + $(kill -l USR1))) ]; then
         echo "job.sh: training exited with status $status; not requeueing"
         exit "$status"
     fi

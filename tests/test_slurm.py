@@ -55,8 +55,9 @@ def _job_env(tmp_path, **extra):
     return env
 
 
-def _sbatch(script, name, out, env, *args):
-    r = subprocess.run(["sbatch", "--parsable", *CPU_JOB, f"--job-name={name}", f"--output={out}",
+def _sbatch(script, name, out, env, *args, opts=()):
+    """Submit cluster/<script> with sbatch options ``opts`` and the training arguments ``args``."""
+    r = subprocess.run(["sbatch", "--parsable", *CPU_JOB, *opts, f"--job-name={name}", f"--output={out}",
                         f"--chdir={REPO_ROOT}", str(CLUSTER / script), *args],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -123,24 +124,36 @@ def test_train_sbatch_checkpoints_requeues_and_resumes(slurm, tmp_path):
 
 def test_multinode_sbatch_gives_each_task_its_distributed_flags(slurm, tmp_path):
     """Two tasks: each runs training with --coordinator <first node>:<port> --num-processes 2 and its
-    own --process-id (a stand-in interpreter records the arguments instead of training)."""
+    own --process-id; SIGUSR1 to the job script reaches both (through srun) and the job requeues.
+    A stand-in interpreter records its arguments and signals instead of training."""
     stub = tmp_path / "stub.sh"
-    stub.write_text('#!/bin/sh\necho "$SLURM_PROCID $*" > "$SCRATCH/args.$SLURM_PROCID"\n')
+    stub.write_text('#!/bin/bash\n'
+                    'log="$SCRATCH/task.$SLURM_PROCID"\n'
+                    'trap \'echo usr1 >> "$log"; exit 0\' USR1\n'
+                    'echo "start $*" >> "$log"\n'
+                    '[ "${SLURM_RESTART_COUNT:-0}" = 0 ] || exit 0\n'
+                    'for _ in $(seq 1200); do sleep 0.1; done\n')
     out = tmp_path / "job.out"
-    env = _job_env(tmp_path, MJXMIMIC_PYTHON=f"sh {stub}", MJXMIMIC_PORT="23456")
-    r = subprocess.run(["sbatch", "--parsable", "--wait", *CPU_JOB, "--nodes=1", "--ntasks-per-node=2",
-                        "--gpus-per-node=0", "--job-name=mjx-mn", f"--output={out}", f"--chdir={REPO_ROOT}",
-                        str(CLUSTER / "train_multinode.sbatch"), *TINY, "--devices", "all"],
-                       capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, (r.stderr, out.read_text() if out.exists() else "")
-    job = r.stdout.strip().split(";")[0]
+    env = _job_env(tmp_path, MJXMIMIC_PYTHON=f"bash {stub}", MJXMIMIC_PORT="23456")
+    job = _sbatch("train_multinode.sbatch", "mjx-mn", out, env, *TINY, "--devices", "all",
+                  opts=["--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0"])
+    logs = [tmp_path / f"task.{rank}" for rank in (0, 1)]
+    try:
+        _wait("both tasks to start", lambda: all(p.exists() for p in logs), 60, out)
+        subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True, timeout=30)
+        _wait("the requeued job to end", lambda: _job(job).get("JobState") == "COMPLETED", 90, out)
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, timeout=30)
+    assert _job(job)["Restarts"] == "1"
     head = subprocess.run(["scontrol", "show", "hostnames", _job(job)["NodeList"]], capture_output=True, text=True,
                           timeout=30).stdout.split()[0]
     run_dir = tmp_path / "mjxmimic" / "runs" / f"mjx-mn-{job}"
-    for rank in (0, 1):
-        words = (tmp_path / f"args.{rank}").read_text().split()
-        assert words[:3] == [str(rank), "-m", "mjxmimic.train"], words
-        flags = dict(zip(words[3::2], words[4::2]))  # every argument here is a flag and its value
+    for rank, log in enumerate(logs):
+        lines = log.read_text().splitlines()
+        assert [x.split()[0] for x in lines] == ["start", "usr1", "start"], lines  # signalled, then restarted
+        words = lines[0].split()[1:]
+        assert words[:2] == ["-m", "mjxmimic.train"], words
+        flags = dict(zip(words[2::2], words[3::2]))  # every argument here is a flag and its value
         assert flags["--out"] == str(run_dir) and flags["--env"] == "k1_walk" and flags["--devices"] == "all"
         assert flags["--coordinator"] == f"{head}:23456" and flags["--num-processes"] == "2"
         assert flags["--process-id"] == str(rank)
