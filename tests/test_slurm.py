@@ -118,7 +118,8 @@ def test_train_sbatch_checkpoints_requeues_and_resumes(slurm, tmp_path):
     info = _job(job)
     assert info["JobState"] == "CANCELLED" and info["Restarts"] == "1", info  # scancel: no further requeue
     text = out.read_text()
-    assert "SIGTERM: checkpointing and stopping" in text and "last completed iteration checkpointed" in text, text[-3000:]
+    assert "SIGTERM: checkpointing and stopping" in text, text[-3000:]
+    assert "last completed iteration checkpointed" in text, text[-3000:]
     assert _steps(run_dir)[-1] >= max(_iterations(run_dir)) >= saved + 3
 
 
