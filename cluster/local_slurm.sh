@@ -17,6 +17,7 @@ CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
 MARK="# written by mjxmimic cluster/local_slurm.sh"
 LOG_DIR=/var/log/slurm
+SPOOL=/var/spool/mjxmimic-slurm  # this cluster's own state, apart from any other SLURM's
 WAIT_S=${LOCAL_SLURM_WAIT_S:-60}
 
 die() { echo "local_slurm: $*" >&2; exit 1; }
@@ -67,10 +68,10 @@ write_conf() {
     # The first line of `slurmd -C` is this node's NodeName=... CPUs=... RealMemory=... as slurmd sees it.
     node=$(slurmd -C | head -n 1)
     [[ $node == NodeName=* ]] || die "slurmd -C printed no node line: $node"
-    mkdir -p "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
+    mkdir -p "$CONF_DIR" "$LOG_DIR" "$SPOOL/slurmctld" "$SPOOL/slurmd"
     cat >"$CONF" <<EOF
 $MARK
-ClusterName=local
+ClusterName=mjxmimic-local
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
@@ -91,8 +92,8 @@ AuthInfo=cred_expire=10
 SchedulerParameters=sched_interval=2
 MinJobAge=600
 KillWait=30
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=$SPOOL/slurmctld
+SlurmdSpoolDir=$SPOOL/slurmd
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
@@ -109,8 +110,8 @@ start() {
     install
     start_munge
     write_conf
-    pgrep -x slurmctld >/dev/null || slurmctld
-    pgrep -x slurmd >/dev/null || slurmd
+    pgrep -x slurmctld >/dev/null || slurmctld || die "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
+    pgrep -x slurmd >/dev/null || slurmd || die "slurmd did not start (see $LOG_DIR/slurmd.log)"
     local state=""
     for _ in $(seq $((WAIT_S * 2))); do
         state=$(node_state)

@@ -24,6 +24,8 @@ TINY = ["--env", "k1_walk", "--num-envs", "4", "--set", "agent.steps_per_iter=4"
 # The scripts' GPU, CPU and memory requests are Euler's; the local node has neither GPUs nor 8 CPUs.
 CPU_JOB = ["--gpus=0", "--cpus-per-task=1", "--mem-per-cpu=500M"]
 
+LOCAL_CLUSTER = "mjxmimic-local"  # the ClusterName cluster/local_slurm.sh writes: jobs go to no real cluster
+
 pytestmark = pytest.mark.slow
 
 
@@ -35,8 +37,14 @@ def _slurm_reason():
     r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         return f"no SLURM controller answers ({r.stderr.strip()}): sudo cluster/local_slurm.sh start"
-    if not {"idle", "mix"} & set(r.stdout.split()):
-        return f"no idle SLURM node (sinfo: {r.stdout.split()})"
+    states = r.stdout.split()
+    r = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30)
+    cluster = dict(re.findall(r"^(\w+)\s*=\s*(\S*)", r.stdout, re.M)).get("ClusterName")
+    if cluster != LOCAL_CLUSTER and os.environ.get("MJXMIMIC_TEST_SLURM") != "1":
+        return (f"the SLURM cluster here is '{cluster}', not {LOCAL_CLUSTER} from cluster/local_slurm.sh: "
+                "MJXMIMIC_TEST_SLURM=1 submits the test jobs to it anyway")
+    if not {"idle", "mix"} & set(states):
+        return f"no idle SLURM node (sinfo: {states})"
     return None
 
 
