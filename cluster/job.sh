@@ -42,6 +42,7 @@ done
 restarts=${SLURM_RESTART_COUNT:-0}
 if [ -f "$run_dir/config.yaml" ]; then
     echo "job.sh: job $SLURM_JOB_ID (start $((restarts + 1))): $run_dir holds a run; resuming it"
+    ((${#new_only[@]})) && echo "job.sh: not passed on (the run's config.yaml holds them): ${new_only[*]}"
     train=(--resume "$run_dir" "${args[@]}")
 else
     echo "job.sh: job $SLURM_JOB_ID (start $((restarts + 1))): new run in $run_dir"
