@@ -8,7 +8,8 @@ A run directory holds the resolved config (config.yaml), run.yaml (seed, budget,
 mode), fingerprint.json (hashes of the config and of the code and assets it trains with),
 TensorBoard scalars (tb/), metrics.jsonl (one line per iteration) and orbax checkpoints
 (checkpoints/, the last --keep; with --keep-best also checkpoints/best/), saved every
---save-every iterations and at exit, Ctrl-C or SIGTERM (a cluster scheduler's stop).
+--save-every iterations and at exit, Ctrl-C, SIGTERM or SIGUSR1 (a cluster scheduler's stop or
+warning; cluster/ has SLURM scripts that requeue and resume).
 --out never reuses a directory that holds a run: continue one with --resume DIR, which
 refuses when the config or the code changed since the run began (--force to resume anyway;
 fingerprint.json records it).
@@ -59,6 +60,7 @@ from mjxmimic.paths import ROBOTS_DIR, default_runs_dir, enable_compile_cache  #
 CPU_NUM_ENVS = 64
 CPU_MINUTES = 10.0  # default budget without a GPU: the quick start ends by itself
 ACCEL_MINUTES = 30.0  # default budget on a GPU/TPU (k1_kick reaches 83% success in 6 min on an H100)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # checkpoint the last completed iteration and exit
 RUN_FILES = ("config.yaml", "run.yaml", "fingerprint.json", "metrics.jsonl", "checkpoints")
 PACKAGE = Path(__file__).resolve().parent
 # Source that decides what a training run computes (the CLIs and tools around it do not).
@@ -443,16 +445,22 @@ def main(argv=None) -> int:
     def on_term(signum, frame):
         if multi:
             signalled.append(signum)  # acted on after this iteration, on every process (log_fn)
-        else:
-            raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
+            return
+        # Once: SLURM may signal both this process and the job script that forwards it, and a
+        # second KeyboardInterrupt would cut the checkpoint save short.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt  # same path as Ctrl-C: save the last completed iteration
 
-    handled = (signal.SIGTERM, signal.SIGINT) if multi else (signal.SIGTERM,)
+    # SIGTERM: a scheduler's stop; SIGUSR1: SLURM's warning before the time limit
+    # (#SBATCH --signal=B:USR1@300, forwarded by cluster/job.sh), which then requeues.
+    # Several processes: Ctrl-C too only raises the flag, so that all stop after the same iteration.
     previous = {}
-    try:
-        for sig in handled:
+    for sig in STOP_SIGNALS + ((signal.SIGINT,) if multi else ()):
+        try:
             previous[sig] = signal.signal(sig, on_term)
-    except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
-        pass
+        except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
+            break
     try:
         ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn)
     except _TimeUp:

@@ -163,8 +163,11 @@ def test_k1_kick_cli_smoke(tmp_path):
     assert 0.0 <= m["end/success"] <= 1.0 and m["end/ball_target_dist"] >= 0.0
 
 
-def test_sigterm_saves_the_last_iteration(tmp_path):
-    """A scheduler's SIGTERM ends the run like Ctrl-C: the last completed iteration is checkpointed."""
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1"])
+def test_sigterm_saves_the_last_iteration(tmp_path, sig):
+    """A scheduler's SIGTERM (or SLURM's SIGUSR1 warning before the time limit, which
+    cluster/train.sbatch forwards) ends the run like Ctrl-C: the last completed iteration is
+    checkpointed."""
     import os
     import signal
     import subprocess
@@ -182,7 +185,7 @@ def test_sigterm_saves_the_last_iteration(tmp_path):
             break
         time.sleep(0.5)
     assert p.poll() is None, p.communicate()[0][-2000:]
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(getattr(signal, sig))
     out = p.communicate(timeout=120)[0]
     assert p.returncode == 0, out[-2000:]
     logged = len(jsonl.read_text().splitlines())
