@@ -46,7 +46,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 __all__ = ["PRIVILEGED_TERMS", "TASKS", "Recording", "load_policy", "sim_model", "torque_model", "read_sensors",
-           "read_kick_inputs", "make_observation_fn", "observed_action", "run_episodes", "main"]
+           "read_kick_inputs", "make_observation_fn", "observed_action", "policy_action", "run_episodes", "main"]
 
 # Terms of the tracking env's "full" set that come from the simulator's world state.
 PRIVILEGED_TERMS = ("anchor_pos", "base_lin_vel")
@@ -258,6 +258,14 @@ def _obs_noise(meta: dict, obs_noise: float) -> np.ndarray:
     return np.concatenate([np.full(t["size"], t["noise"], np.float32) for t in layout]) * obs_noise
 
 
+def policy_action(session, meta: dict, obs, noise, rng):
+    """The ONNX policy's action for one observation, with uniform ±``noise`` added as the robot's
+    sensors would (``noise`` per observation number, zero for none)."""
+    o = obs + noise * rng.uniform(-1.0, 1.0, noise.shape).astype(np.float32)
+    io = meta["onnx"]
+    return session.run([io["output"]], {io["input"]: o[None].astype(np.float32)})[0][0]
+
+
 def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float = 0.002, delay: int = 0,
                  start_noise: float = 0.0, obs_noise: float = 0.0, seed: int = 0, record: bool = False):
     """Run ``episodes`` -> (metrics, :class:`Recording` of episode 0 or None): tracking runs (clip
@@ -292,7 +300,6 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
               f"simulator", file=sys.stderr)
     max_steps = int(meta["max_episode_steps"]) if seconds is None else int(round(seconds / control_dt))
     rng = np.random.default_rng(seed)
-    inp, outp = meta["onnx"]["input"], meta["onnx"]["output"]
     J = len(robot.joint_names)
     fails, errs, lengths, rec = 0, [], [], None
     for ep in range(episodes):
@@ -310,9 +317,7 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
         failed, k = False, 0
         while k < end:
             s = read_sensors(robot, data, anchor)
-            o = obs_fn(s, ci, k, observed_action(meta["action"], a)) + noise * rng.uniform(
-                -1.0, 1.0, noise.shape).astype(np.float32)
-            a = session.run([outp], {inp: o[None].astype(np.float32)})[0][0]
+            a = policy_action(session, meta, obs_fn(s, ci, k, observed_action(meta["action"], a)), noise, rng)
             servos.command(a)
             k += 1
             if qs is not None:
@@ -381,7 +386,6 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
     noise = _obs_noise(meta, obs_noise)
     max_steps = int(meta["max_episode_steps"]) if seconds is None else int(round(seconds / control_dt))
     rng = np.random.default_rng(seed)
-    inp, outp = meta["onnx"]["input"], meta["onnx"]["output"]
     J, nq = len(robot.joint_names), robot.model.nq
     ba, bv = scene.ball_qpos_adr, scene.ball_qvel_adr
     ends = {"term_success": 0.0, "term_fail": 0.0, "term_timeout": 0.0, "time_to_success": 0.0,
@@ -405,9 +409,7 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
         k, how, d_bt = 0, "term_timeout", float("nan")
         while k < max_steps:
             s = {**read_sensors(robot, data), **read_kick_inputs(scene, data, tar_pos)}
-            o = obs_fn(s, None, k, observed_action(meta["action"], a)) + noise * rng.uniform(
-                -1.0, 1.0, noise.shape).astype(np.float32)
-            a = session.run([outp], {inp: o[None].astype(np.float32)})[0][0]
+            a = policy_action(session, meta, obs_fn(s, None, k, observed_action(meta["action"], a)), noise, rng)
             servos.command(a)
             k += 1
             if qs is not None:

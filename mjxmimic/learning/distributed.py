@@ -88,7 +88,9 @@ def initialize(coordinator: Optional[str] = None, num_processes=None, process_id
         if how == SLURM:
             jax.distributed.initialize(cluster_detection_method=SLURM, initialization_timeout=timeout_s)
         else:
-            jax.distributed.initialize(*how, initialization_timeout=timeout_s)
+            # 'deactivate': inside a SLURM job JAX would otherwise also give this process only the
+            # GPU numbered SLURM_LOCALID; explicit flags mean every visible device (one task per node).
+            jax.distributed.initialize(*how, initialization_timeout=timeout_s, cluster_detection_method="deactivate")
     except Exception as e:  # JAX raises several types; one line says what was tried
         where = "SLURM's settings" if how == SLURM else f"coordinator {how[0]}, {how[1]} processes, this one {how[2]}"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
