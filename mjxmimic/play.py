@@ -140,7 +140,9 @@ def main(argv=None) -> int:
         steps = int(round(args.video_seconds / env.control_dt))
         q, r, tar = rollout_qpos(env, params, policy_fn, jax.random.PRNGKey(args.seed), steps)
         out = run_dir / "play.mp4"
-        with_ref = getattr(params, "motion", None) is not None and type(env).__name__ in ("DeepMimicEnv", "TrackingEnv")
+        from mjxmimic.envs.deepmimic import DeepMimicEnv   # ADD's env is one too
+        from mjxmimic.envs.tracking import TrackingEnv
+        with_ref = getattr(params, "motion", None) is not None and isinstance(env, (DeepMimicEnv, TrackingEnv))
         from mjxmimic.view import render_rollout
         out = render_rollout(env.model, env.robot, q, out, 1.0 / env.control_dt, ref_qpos=r if with_ref else None,
                              target=tar, target_radius=getattr(env.cfg, "target_radius", 0.2))

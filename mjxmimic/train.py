@@ -160,7 +160,9 @@ def _resolved_config(env_name: str, overrides: dict) -> dict:
 
 
 def build_trainer(env, params, agent_cfg, mesh=None):
-    from mjxmimic.learning import AMPConfig, make_amp_trainer, make_trainer
+    from mjxmimic.learning import ADDConfig, AMPConfig, make_add_trainer, make_amp_trainer, make_trainer
+    if isinstance(agent_cfg, ADDConfig):   # before AMP: ADDConfig is an AMPConfig
+        return make_add_trainer(env, params, agent_cfg, mesh=mesh)
     if isinstance(agent_cfg, AMPConfig):
         return make_amp_trainer(env, params, agent_cfg, mesh=mesh)
     return make_trainer(env, params, agent_cfg, mesh=mesh)

@@ -149,3 +149,17 @@ class PrivilegedReachEnv(PointReachEnv):
 
     def curriculum_apply(self, params, cstate):
         return {**params, "seen": cstate["episodes"]}
+
+
+@dataclass(frozen=True)
+class ADDPointEnv(AMPPointEnv):
+    """AMPPoint for ADD: the reference is the point ``demo_center``, and the disc obs is the
+    difference d = reference - position (ADD's zero positive: being on the reference)."""
+
+    def reset(self, params, key):
+        s = super().reset(params, key)
+        return s.replace(info={"disc_obs": jnp.asarray(self.demo_center) - s.obs})
+
+    def step(self, params, state, action):
+        s = super().step(params, state, action)
+        return s.replace(info={"disc_obs": jnp.asarray(self.demo_center) - s.terminal_obs})

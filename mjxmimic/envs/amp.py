@@ -105,18 +105,23 @@ def _hist_frame(frame: MotionFrame, key_body_ids) -> MotionFrame:
 
 
 def disc_obs(hist: MotionFrame, joint_axes, global_obs: bool = False, root_height_obs: bool = True,
-             dof_vel_obs: bool = True) -> jax.Array:
+             dof_vel_obs: bool = True, world_root_pos: bool = False) -> jax.Array:
     """Flat disc obs [..., N * frame_size] of a history (fields [..., N, ...], oldest first,
     ``body_pos`` = key-body world positions [..., N, K, 3]).
 
     Per frame: MimicKit's ``compute_tar_obs`` part (root pos rel. the newest root with
     absolute height, root rot, joint rots, key positions rel. their root) then the velocity
     part (root vel, root ang vel, joint vel), all in the newest frame's heading frame
-    unless ``global_obs``.
+    unless ``global_obs``. ``world_root_pos`` (with ``global_obs``; ADD): the root position
+    is the world one, so a drift from the reference shows in the difference.
     """
     n = hist.root_pos.shape[-2]
     lead = hist.root_pos.shape[:-2]
     ref_pos, ref_rot = hist.root_pos[..., -1, :], hist.root_rot[..., -1, :]
+    if world_root_pos:
+        if not global_obs:
+            raise ValueError("disc_obs: world_root_pos needs global_obs")
+        ref_pos = jnp.zeros_like(ref_pos)
     pos_obs = compute_tar_obs(ref_pos, ref_rot, hist.root_pos, hist.root_rot,
                               joint_rotations(hist.joint_pos, joint_axes), hist.body_pos, global_obs,
                               root_height_obs).reshape(lead + (n, -1))

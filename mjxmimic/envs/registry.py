@@ -95,9 +95,10 @@ ENV_KINDS: dict[str, EnvKind] = {
 
 
 def _agent_kinds() -> dict:
+    from mjxmimic.learning.add import ADDConfig
     from mjxmimic.learning.amp import AMPConfig
     from mjxmimic.learning.ppo import PPOConfig
-    return {"ppo": PPOConfig, "amp": AMPConfig}
+    return {"ppo": PPOConfig, "amp": AMPConfig, "add": ADDConfig}
 
 
 AGENT_KINDS: dict[str, type] = {}  # filled lazily (avoids importing the learner at import time)
@@ -460,3 +461,12 @@ def _register_tracking_env():
 
 
 _register_tracking_env()
+
+
+def _register_add_env():
+    # ADD's env settings are DeepMimic's (MimicKit's add_g1_env = deepmimic_g1_env).
+    from mjxmimic.envs.add import ADDEnv
+    register_env("add", DeepMimicConfig, functools.partial(_build, env_cls=ADDEnv), needs_motion=True)
+
+
+_register_add_env()

@@ -1,4 +1,5 @@
-"""PPO and AMP learners (Flax linen + optax), each training iteration one jitted call."""
+"""PPO, AMP and ADD learners (Flax linen + optax), each training iteration one jitted call."""
+from mjxmimic.learning.add import ADDConfig, make_add_trainer
 from mjxmimic.learning.amp import AMPConfig, AMPState, make_amp_trainer
 from mjxmimic.learning.checkpoint import (CheckpointError, Checkpointer, init_or_restore, light_state,
                                           restore_train_state, saved_nbytes, train)
@@ -8,7 +9,7 @@ from mjxmimic.learning.ppo import (PolicyParams, PPOConfig, Trainer, TrainState,
                                    policy_params)
 
 __all__ = [
-    "AMPConfig", "AMPState", "make_amp_trainer", "CheckpointError", "Checkpointer", "init_or_restore",
+    "ADDConfig", "make_add_trainer", "AMPConfig", "AMPState", "make_amp_trainer", "CheckpointError", "Checkpointer", "init_or_restore",
     "light_state", "restore_train_state", "saved_nbytes", "train", "evaluate_policy", "OptimizerConfig",
     "PolicyParams", "PPOConfig", "Trainer", "TrainState", "make_policy_fn", "make_trainer", "policy_params",
 ]

@@ -12,6 +12,9 @@ Per iteration (all inside the PPO ``iteration`` jit), in MimicKit's order:
   (PPO critic + actor updates on the mixed reward)
   update:  discriminator minibatch SGD; then the disc-obs normaliser update from the
            agent and demo disc obs of this iteration (until ``normalizer_samples``).
+
+ADD (``learning.add``) reuses all of it through :class:`AMPExtension`'s hooks (``norm_*``,
+``normalize``, ``demo_samples``, ``demo_minibatch``).
 """
 from __future__ import annotations
 
@@ -141,7 +144,7 @@ def disc_loss(apply_fn, params, agent_obs, demo_obs, grad_penalty: float = 10.0,
 class AMPState:
     disc_params: Any
     disc_opt_state: Any
-    disc_norm: normlib.Normalizer
+    disc_norm: Any  # normlib.Normalizer (AMP) or normlib.DiffNormalizer (ADD)
     replay: ReplayBuffer
 
 
@@ -158,10 +161,30 @@ class AMPExtension:
     def disc_opt(self):
         return make_optimizer(self.cfg.disc_optimizer)
 
+    # ---- hooks (ADD, ``learning.add``, overrides them) ---------------------------------
+    def norm_init(self, dim: int):
+        return normlib.init(dim)
+
+    def normalize(self, norm, x):
+        return normlib.normalize(norm, x, self.cfg.disc_obs_clip)
+
+    def norm_update(self, norm, agent, demo, enabled):
+        """MimicKit records both the agent's and the demo's disc obs."""
+        return normlib.update(norm, jnp.concatenate([agent, demo], axis=0), enabled)
+
+    def demo_samples(self, env_params, key, n: int):
+        """This iteration's positive samples: n demo disc obs from the env."""
+        return self.env.demo_disc_obs(env_params, key, n)
+
+    def demo_minibatch(self, demo, idx):
+        """The positives of one disc minibatch (``idx``: its agent sample indices)."""
+        return demo[idx]
+
+    # ---- the extension contract (learning.ppo) -------------------------------------------
     def init(self, key, env_params) -> AMPState:
         dim = self.env.disc_obs_size
         params = self.disc.init(key, jnp.zeros((1, dim), jnp.float32))
-        return AMPState(params, self.disc_opt.init(params), normlib.init(dim),
+        return AMPState(params, self.disc_opt.init(params), self.norm_init(dim),
                         replay_init(self.cfg.disc_buffer_size, dim))
 
     def collect(self, next_state):
@@ -172,9 +195,9 @@ class AMPExtension:
         T, N = traj.reward.shape
         k_demo, k_push = jax.random.split(key)
         agent = traj.extra.reshape(T * N, -1)
-        demo = self.env.demo_disc_obs(env_params, k_demo, T * N)
+        demo = self.demo_samples(env_params, k_demo, T * N)
         replay = replay_push(ext.replay, agent, k_push, cfg.disc_replay_samples)
-        logits = self.disc.apply(ext.disc_params, normlib.normalize(ext.disc_norm, agent, cfg.disc_obs_clip))
+        logits = self.disc.apply(ext.disc_params, self.normalize(ext.disc_norm, agent))
         r_style = style_reward(logits, cfg.disc_reward_scale).reshape(T, N)
         rewards = cfg.task_reward_weight * traj.reward + cfg.disc_reward_weight * r_style
         metrics = {"style_reward_mean": jnp.mean(r_style), "style_reward_std": jnp.std(r_style)}
@@ -188,18 +211,18 @@ class AMPExtension:
         k_idx, k_rep = jax.random.split(key)
         idx = minibatch_indices(k_idx, T * N, batch, steps)
         rep_idx = replay_sample(ext.replay, k_rep, (steps, batch))
-        norm = lambda x: normlib.normalize(ext.disc_norm, x, cfg.disc_obs_clip)
+        norm = lambda x: self.normalize(ext.disc_norm, x)
 
         def loss_fn(params, ix):
             i, ri = ix
             agent_b = norm(jnp.concatenate([agent[i], ext.replay.data[ri]], axis=0))
-            return disc_loss(self.disc.apply, params, agent_b, norm(demo[i]), cfg.disc_grad_penalty,
-                             cfg.disc_logit_reg)
+            return disc_loss(self.disc.apply, params, agent_b, norm(self.demo_minibatch(demo, i)),
+                             cfg.disc_grad_penalty, cfg.disc_logit_reg)
 
         params, opt_state, info = sgd_scan(self.disc_opt, loss_fn, ext.disc_params, ext.disc_opt_state,
                                            (idx, rep_idx))
         info["disc_loss"] = info.pop("loss")
-        disc_norm = normlib.update(ext.disc_norm, jnp.concatenate([agent, demo], axis=0), norm_enabled)
+        disc_norm = self.norm_update(ext.disc_norm, agent, demo, norm_enabled)
         return ext.replace(disc_params=params, disc_opt_state=opt_state, disc_norm=disc_norm), info
 
 

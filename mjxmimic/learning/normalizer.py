@@ -42,3 +42,32 @@ def update(norm: Normalizer, x: jax.Array, enabled=True, min_std: float = 1e-4) 
 def normalize(norm: Normalizer, x: jax.Array, clip: float = 10.0) -> jax.Array:
     z = (x - norm.mean) / norm.std
     return jnp.clip(z, -clip, clip) if clip is not None and clip != float("inf") else z
+
+
+# ---------------------------------------------------------------------------------------
+# MimicKit ``DiffNormalizer`` (ADD): x / max(E|x|, min_diff) per dimension. No centring and no
+# clipping, so the zero vector (ADD's positive sample) stays exactly zero.
+# ---------------------------------------------------------------------------------------
+@struct.dataclass
+class DiffNormalizer:
+    count: jax.Array
+    abs_mean: jax.Array
+
+
+def diff_init(size: int, dtype=jnp.float32) -> DiffNormalizer:
+    return DiffNormalizer(count=jnp.zeros((), jnp.float32), abs_mean=jnp.ones((size,), dtype))
+
+
+def diff_update(norm: DiffNormalizer, x: jax.Array, enabled=True) -> DiffNormalizer:
+    """Merge the batch's mean |x| into the running one (count-weighted, as :func:`update`)."""
+    x = x.reshape(-1, norm.abs_mean.shape[-1]).astype(jnp.float32)
+    n = jnp.float32(x.shape[0])
+    total = norm.count + n
+    new = DiffNormalizer(count=total, abs_mean=(norm.count / total) * norm.abs_mean
+                         + (n / total) * jnp.mean(jnp.abs(x), axis=0))
+    enabled = jnp.asarray(enabled)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(enabled, a, b), new, norm)
+
+
+def diff_normalize(norm: DiffNormalizer, x: jax.Array, min_diff: float = 1e-4) -> jax.Array:
+    return x / jnp.maximum(norm.abs_mean, min_diff)
