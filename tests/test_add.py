@@ -10,8 +10,7 @@ import pytest
 from mjxmimic.envs.add import add_disc_diff
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.add import ADDConfig, ADDExtension, make_add_trainer
-from mjxmimic.learning.amp import disc_loss, style_reward
-from mjxmimic.learning.networks import Discriminator
+from mjxmimic.learning.amp import disc_loss
 from mjxmimic.learning.optim import OptimizerConfig
 from mjxmimic.motions.lib import MotionFrame
 

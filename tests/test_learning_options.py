@@ -2,7 +2,6 @@
 KL-adaptive learning rate, value clipping, the asymmetric critic and env curriculum hooks."""
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp

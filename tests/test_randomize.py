@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mujoco import mjx
 
-from mjxmimic.envs import physics, randomize
+from mjxmimic.envs import randomize
 from mjxmimic.envs.char import CharConfig, CharEnv
 from mjxmimic.envs.randomize import RandomizeConfig
 from mjxmimic.envs.registry import ConfigError, load_config
