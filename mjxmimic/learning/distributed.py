@@ -99,11 +99,6 @@ def initialize(coordinator: Optional[str] = None, num_processes=None, process_id
     return jax.process_count() > 1
 
 
-def process_count() -> int:
-    import jax
-    return jax.process_count()
-
-
 def is_primary() -> bool:
     """Process 0: the one that writes the run directory, logs and prints."""
     import jax
