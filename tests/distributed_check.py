@@ -6,6 +6,7 @@ The envs split over both processes train like all of them on one device of one p
 same maths, the sums over envs only added in another order (each process sums its half, then the
 halves are added), so the tolerance is float rounding (2e-4 relative), as for two devices of one
 process (tests/parallel_check.py)."""
+import dataclasses
 import os
 import sys
 
@@ -39,7 +40,10 @@ def close(a, b, what):
 
 
 def compare(make, env, cfg, iters):
-    one, two = make(env, env.default_params(), cfg), make(env, env.default_params(), cfg, mesh=mesh)
+    # The mesh trainer draws minibatches within each device's envs (shuffle_blocks 0 = one block per
+    # device); one device reproduces that with two blocks.
+    one = make(env, env.default_params(), dataclasses.replace(cfg, shuffle_blocks=2))
+    two = make(env, env.default_params(), cfg, mesh=mesh)
     a, b = one.init(jax.random.PRNGKey(0)), two.init(jax.random.PRNGKey(0))
     obs = b.env_state.obs
     assert obs.shape[0] == cfg.num_envs and not obs.is_fully_addressable

@@ -1,5 +1,6 @@
 """Run by tests/test_parallel.py in a fresh process with two simulated CPU devices
 (XLA_FLAGS must be set before JAX starts). Prints OK when every check passed."""
+import dataclasses
 import os
 import sys
 import tempfile
@@ -30,7 +31,10 @@ def split_over_two(x):
 
 
 def compare(make, env, cfg, iters):
-    one, two = make(env, env.default_params(), cfg), make(env, env.default_params(), cfg, mesh=env_mesh(2))
+    # The mesh trainer draws minibatches within each device's envs (shuffle_blocks 0 = one block per
+    # device); one device reproduces that with two blocks.
+    one = make(env, env.default_params(), dataclasses.replace(cfg, shuffle_blocks=2))
+    two = make(env, env.default_params(), cfg, mesh=env_mesh(2))
     a, b = one.init(jax.random.PRNGKey(0)), two.init(jax.random.PRNGKey(0))
     assert split_over_two(b.env_state.obs) and split_over_two(b.ep_return)
     assert all(x.sharding.is_fully_replicated for x in jax.tree_util.tree_leaves(b.actor_params))

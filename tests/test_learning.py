@@ -274,3 +274,33 @@ def test_checkpoint_errors_are_clear(reach, tmp_path):
                 fh.write(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
         restore_train_state(str(tmp_path / "bad"), template)
+
+
+def test_minibatch_blocks_stay_within_their_envs():
+    """One block is the global shuffle (same key, same order); B blocks draw batch/B rows from each
+    block, every row of a block exactly once per epoch, and ``take`` reads block-local rows."""
+    import dataclasses
+
+    from mjxmimic.learning.ppo import Minibatches, PPOConfig, minibatch_indices
+    T, N, key = 3, 8, jax.random.PRNGKey(4)
+    cfg = PPOConfig(num_envs=N, steps_per_iter=T)
+    one = Minibatches.of(cfg)
+    np.testing.assert_array_equal(one.indices(key, 12, 4)[:, 0], minibatch_indices(key, T * N, 12, 4))
+    x = jnp.arange(T * N)  # sample id = t·N + env
+    np.testing.assert_array_equal(one.layout(x)[0], x)
+    two = Minibatches.of(dataclasses.replace(cfg, shuffle_blocks=2))
+    blocks = two.layout(x)
+    assert blocks.shape == (2, T * N // 2)
+    for b in range(2):  # block b holds envs [4b, 4b+4) of every step
+        assert set(np.asarray(blocks[b]) % N) == set(range(4 * b, 4 * b + 4))
+    idx = two.indices(key, 6, 4)  # 6 per minibatch = 3 per block; 4 steps = one epoch of 12 rows per block
+    assert idx.shape == (4, 2, 3)
+    for b in range(2):
+        assert sorted(np.asarray(idx[:, b]).ravel()) == list(range(12))
+    rows = Minibatches.take(blocks, idx[0])
+    np.testing.assert_array_equal(rows, np.concatenate([np.asarray(blocks[b])[np.asarray(idx[0, b])] for b in range(2)]))
+    try:
+        Minibatches.of(dataclasses.replace(cfg, num_envs=9, shuffle_blocks=2))
+        raise AssertionError("9 envs in 2 blocks should be refused")
+    except ValueError as e:
+        assert "split evenly" in str(e)

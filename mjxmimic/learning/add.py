@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.amp import AMPConfig, AMPExtension
-from mjxmimic.learning.ppo import Trainer, make_trainer
+from mjxmimic.learning.ppo import Minibatches, Trainer, make_trainer
 
 __all__ = ["ADDConfig", "ADDExtension", "make_add_trainer"]
 
@@ -51,6 +51,9 @@ class ADDExtension(AMPExtension):
     def demo_samples(self, env_params, key, n: int):
         return jnp.zeros((1, self.env.disc_obs_size), jnp.float32)
 
+    def demo_blocks(self, demo):
+        return demo
+
     def demo_minibatch(self, demo, idx):
         return demo
 
@@ -59,4 +62,5 @@ def make_add_trainer(env, env_params, cfg: ADDConfig, donate: bool = False, mesh
     """PPO trainer with the ADD extension; ``train_state.ext`` is an ``AMPState``."""
     if not hasattr(env, "disc_obs_size"):
         raise TypeError("ADD needs env.disc_obs_size (and state.info['disc_obs'] = o_ref - o_sim)")
-    return make_trainer(env, env_params, cfg, extension=ADDExtension(env, cfg), donate=donate, mesh=mesh)
+    ext = ADDExtension(env, cfg, Minibatches.of(cfg, mesh))
+    return make_trainer(env, env_params, cfg, extension=ext, donate=donate, mesh=mesh)

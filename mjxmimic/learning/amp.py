@@ -19,7 +19,7 @@ ADD (``learning.add``) reuses all of it through :class:`AMPExtension`'s hooks (`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,7 @@ from flax import struct
 from mjxmimic.learning import normalizer as normlib
 from mjxmimic.learning.networks import Discriminator, disc_logit_weights
 from mjxmimic.learning.optim import OptimizerConfig, make_optimizer
-from mjxmimic.learning.ppo import (PPOConfig, Trainer, Transition, make_trainer, minibatch_indices, num_minibatch_steps,
+from mjxmimic.learning.ppo import (Minibatches, PPOConfig, Trainer, Transition, make_trainer, num_minibatch_steps,
                                    sgd_scan)
 
 
@@ -152,6 +152,12 @@ class AMPState:
 class AMPExtension:
     env: Any
     cfg: AMPConfig
+    # The PPO update's minibatch layout (one block per device of the env mesh); None: one block.
+    minibatches: Optional[Minibatches] = None
+
+    @property
+    def layout(self) -> Minibatches:
+        return self.minibatches or Minibatches.of(self.cfg)
 
     @property
     def disc(self) -> Discriminator:
@@ -176,9 +182,13 @@ class AMPExtension:
         """This iteration's positive samples: n demo disc obs from the env."""
         return self.env.demo_disc_obs(env_params, key, n)
 
+    def demo_blocks(self, demo):
+        """The demo samples in the minibatch layout (``Minibatches.layout``), once per update."""
+        return self.layout.layout(demo)
+
     def demo_minibatch(self, demo, idx):
-        """The positives of one disc minibatch (``idx``: its agent sample indices)."""
-        return demo[idx]
+        """The positives of one disc minibatch (``idx``: its agent sample indices per block)."""
+        return Minibatches.take(demo, idx)
 
     # ---- the extension contract (learning.ppo) -------------------------------------------
     def init(self, key, env_params) -> AMPState:
@@ -207,16 +217,19 @@ class AMPExtension:
         cfg = self.cfg
         T, N = traj.reward.shape
         agent = traj.extra.reshape(T * N, -1)
+        mb = self.layout
+        agent_blocks, demo_blocks = mb.layout(agent), self.demo_blocks(demo)
         batch, steps = num_minibatch_steps(T * N, N, cfg.disc_batch_size, cfg.disc_epochs)
         k_idx, k_rep = jax.random.split(key)
-        idx = minibatch_indices(k_idx, T * N, batch, steps)
-        rep_idx = replay_sample(ext.replay, k_rep, (steps, batch))
+        idx = mb.indices(k_idx, batch, steps)
+        rep_idx = replay_sample(ext.replay, k_rep, idx.shape)  # each device replays its share
         norm = lambda x: self.normalize(ext.disc_norm, x)
 
         def loss_fn(params, ix):
             i, ri = ix
-            agent_b = norm(jnp.concatenate([agent[i], ext.replay.data[ri]], axis=0))
-            return disc_loss(self.disc.apply, params, agent_b, norm(self.demo_minibatch(demo, i)),
+            replayed = ext.replay.data[ri.reshape(-1)]
+            agent_b = norm(jnp.concatenate([Minibatches.take(agent_blocks, i), replayed], axis=0))
+            return disc_loss(self.disc.apply, params, agent_b, norm(self.demo_minibatch(demo_blocks, i)),
                              cfg.disc_grad_penalty, cfg.disc_logit_reg)
 
         params, opt_state, info = sgd_scan(self.disc_opt, loss_fn, ext.disc_params, ext.disc_opt_state,
@@ -231,5 +244,6 @@ def make_amp_trainer(env, env_params, cfg: AMPConfig, donate: bool = False, mesh
     missing = [a for a in ("disc_obs_size", "demo_disc_obs") if not hasattr(env, a)]
     if missing:
         raise TypeError(f"AMP needs env attributes {missing} (and state.info['disc_obs'])")
-    return make_trainer(env, env_params, cfg, extension=AMPExtension(env, cfg), donate=donate, mesh=mesh)
+    ext = AMPExtension(env, cfg, Minibatches.of(cfg, mesh))
+    return make_trainer(env, env_params, cfg, extension=ext, donate=donate, mesh=mesh)
 

@@ -40,12 +40,17 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(jax.device_get(tree), replicated(mesh))
 
 
+def env_split(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Axis ``axis`` split over the mesh (the env axis, or the minibatch blocks), the rest replicated."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * axis), ENV_AXIS))
+
+
 def train_state_shardings(abstract_state, mesh: Mesh, num_envs: int):
     """Shardings for a ``TrainState``: its per-env fields (``env_state``, ``ep_return``,
     ``ep_length``) split along their leading env axis, the rest replicated."""
     if num_envs % mesh.size:
         raise ValueError(f"{num_envs} envs do not split evenly over {mesh.size} devices")
-    rep, split = replicated(mesh), NamedSharding(mesh, PartitionSpec(ENV_AXIS))
+    rep, split = replicated(mesh), env_split(mesh)
 
     def per_env(x):
         return split if x.ndim >= 1 and x.shape[0] == num_envs else rep

@@ -74,11 +74,16 @@ class PPOConfig:
     # Clipped value loss (rsl_rl): max of the plain and the clipped squared error, the clipped
     # prediction staying within ±value_clip of the rollout's value. 0 disables.
     value_clip: float = 0.0
+    # Minibatches are drawn within this many equal blocks of the envs, an equal share from each
+    # (0: one block per device of the env mesh, 1 without one; see ``Minibatches``).
+    shuffle_blocks: int = 0
     actor_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
     critic_optimizer: OptimizerConfig = OptimizerConfig("sgd", 1e-4)
 
     def __post_init__(self):
         check_activation(self.activation)
+        if self.shuffle_blocks < 0:
+            raise ValueError("shuffle_blocks must be >= 0 (0: one block per device)")
         if self.desired_kl < 0 or self.value_clip < 0:
             raise ValueError("desired_kl and value_clip must be >= 0 (0 disables)")
         if self.desired_kl and not (0 < self.lr_min <= self.lr_max and self.kl_lr_factor > 1):
@@ -140,6 +145,56 @@ class Extension(Protocol):
 
     def update(self, ext, traj: Transition, aux, norm_enabled, key) -> tuple[Any, dict]:
         """After the actor/critic updates (e.g. discriminator SGD + its normaliser)."""
+
+
+@dataclass(frozen=True)
+class Minibatches:
+    """How SGD minibatches are drawn from an iteration's T·N samples: within ``blocks`` equal
+    blocks of envs, an equal share from each. With the envs split over a mesh there is one block
+    per device, so each device gathers and differentiates only its own samples and only the
+    gradients are reduced; with one block it is one shuffle over all samples (MimicKit)."""
+
+    steps: int  # T
+    envs: int  # N
+    blocks: int = 1
+    mesh: Any = None
+
+    @classmethod
+    def of(cls, cfg: "PPOConfig", mesh=None) -> "Minibatches":
+        blocks = cfg.shuffle_blocks or (1 if mesh is None else mesh.size)
+        if cfg.num_envs % blocks:
+            raise ValueError(f"{cfg.num_envs} envs do not split evenly into {blocks} minibatch blocks "
+                             "(one per device, or agent.shuffle_blocks)")
+        return cls(cfg.steps_per_iter, cfg.num_envs, blocks, mesh)
+
+    def _split(self, x, axis: int):
+        if self.mesh is not None and self.blocks % self.mesh.size == 0:
+            x = jax.lax.with_sharding_constraint(x, parallel.env_split(self.mesh, axis))
+        return x
+
+    def layout(self, x):
+        """[T·N, ...] (time-major) to [blocks, T·N/blocks, ...]: block b holds the b-th slice of
+        the envs at every step (one block: the same order), split over the mesh like the envs."""
+        T, B = self.steps, self.blocks
+        x = jnp.swapaxes(x.reshape((T, B, self.envs // B) + x.shape[1:]), 0, 1)
+        return self._split(x.reshape((B, -1) + x.shape[3:]), 0)
+
+    def indices(self, key, batch_size: int, num_steps: int) -> jax.Array:
+        """[num_steps, blocks, batch_size / blocks]: each block's own :func:`minibatch_indices`
+        stream into its samples (one block: that stream itself, with the same key)."""
+        n, B = self.steps * self.envs // self.blocks, self.blocks
+        if batch_size % B:
+            raise ValueError(f"minibatches of {batch_size} do not split into {B} equal blocks "
+                             "(agent.shuffle_blocks or the device count)")
+        keys = key[None] if B == 1 else jax.random.split(key, B)
+        idx = jax.vmap(lambda k: minibatch_indices(k, n, batch_size // B, num_steps))(keys)
+        return self._split(jnp.swapaxes(idx, 0, 1), 1)
+
+    @staticmethod
+    def take(x, idx):
+        """Rows ``idx`` [blocks, b] of each block of ``x`` [blocks, S, ...], as [blocks·b, ...]."""
+        rows = jax.vmap(lambda xb, ib: xb[ib])(x, idx)
+        return rows.reshape((-1,) + rows.shape[2:])
 
 
 def minibatch_indices(key, num_samples: int, batch_size: int, num_steps: int) -> jax.Array:
@@ -323,21 +378,21 @@ def _loss_fns(cfg: PPOConfig, actor, critic, obs_size: int):
     """(critic_loss(params, idx, data), actor_loss(params, idx, data)) over minibatch indices."""
 
     def critic_loss(params, idx, d):
-        pred = critic.apply(params, d["norm_obs"][idx])
-        target = d["targets"][idx]
+        pred = critic.apply(params, Minibatches.take(d["norm_obs"], idx))
+        target = Minibatches.take(d["targets"], idx)
         loss = jnp.square(target - pred)
         if cfg.value_clip:
-            old = d["values"][idx]
+            old = Minibatches.take(d["values"], idx)
             clipped = old + jnp.clip(pred - old, -cfg.value_clip, cfg.value_clip)
             loss = jnp.maximum(loss, jnp.square(target - clipped))
         return jnp.mean(loss), {}
 
     def actor_loss(params, idx, d):
-        mean, log_std = actor.apply(params, d["norm_obs"][idx, :obs_size])
-        loss, info = losses.ppo_actor_loss(mean, log_std, d["actions"][idx], d["logp"][idx], d["adv"][idx],
-                                           cfg.ppo_clip_ratio)
+        g = lambda k: Minibatches.take(d[k], idx)  # noqa: E731
+        mean, log_std = actor.apply(params, g("norm_obs")[:, :obs_size])
+        loss, info = losses.ppo_actor_loss(mean, log_std, g("actions"), g("logp"), g("adv"), cfg.ppo_clip_ratio)
         info["surrogate_loss"] = loss
-        info["kl"] = jnp.mean(gaussian_kl(d["mean"][idx], d["log_std"][idx], mean, log_std))
+        info["kl"] = jnp.mean(gaussian_kl(g("mean"), g("log_std"), mean, log_std))
         info["action_std"] = jnp.mean(jnp.exp(log_std))
         if cfg.action_bound_weight:
             bound = jnp.mean(losses.action_bound_loss(mean))
@@ -419,6 +474,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
     rollout = _rollout_fn(env, cfg, actor, obs_size, lambda a: action_offset + action_scale * a, extension, v_step)
     critic_loss, actor_loss = _loss_fns(cfg, actor, critic, obs_size)
     adapt = adapt_learning_rate(cfg)
+    mb = Minibatches.of(cfg, mesh)
 
     def live_params(env_params, cstate):
         return env.curriculum_apply(env_params, cstate) if curriculum else env_params
@@ -462,15 +518,16 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         adv, adv_mean, adv_std = losses.normalize_advantages(flat(targets - values), cfg.norm_adv_clip)
         data = {"norm_obs": norm_obs, "targets": flat(targets), "values": flat(values), "actions": flat(traj.action),
                 "logp": flat(traj.logp), "mean": flat(traj.mean), "log_std": flat(traj.log_std), "adv": adv}
+        data = {k: mb.layout(v) for k, v in data.items()}
 
         # Critic first, then actor (MimicKit order); both on the same fixed targets.
         critic_opt_state = ts.critic_opt_state
         if adaptive:  # the critic takes the actor's current (adapted) learning rate
             critic_opt_state = set_learning_rate(critic_opt_state, learning_rate(ts.actor_opt_state))
-        critic_idx = minibatch_indices(k_critic, num_samples, critic_batch, critic_steps)
+        critic_idx = mb.indices(k_critic, critic_batch, critic_steps)
         critic_params, critic_opt_state, critic_info = sgd_scan(
             critic_opt, lambda p, i: critic_loss(p, i, data), ts.critic_params, critic_opt_state, critic_idx)
-        actor_idx = minibatch_indices(k_actor, num_samples, actor_batch, actor_steps)
+        actor_idx = mb.indices(k_actor, actor_batch, actor_steps)
         actor_params, actor_opt_state, actor_info = sgd_scan(
             actor_opt, lambda p, i: actor_loss(p, i, data), ts.actor_params, ts.actor_opt_state, actor_idx, adapt)
 
