@@ -235,21 +235,3 @@ def test_kick_success_ends_and_bootstraps(kick_run):
     np.testing.assert_allclose(np.asarray(s1.metrics["time_to_success"][:2]), env.control_dt, atol=1e-6)
     assert np.all(np.asarray(s1.metrics["final_ball_target_dist"][:2]) < c.target_radius)
     assert bool(jnp.all(jnp.isfinite(s1.info["disc_obs"])))
-
-
-@pytest.mark.slow
-def test_amp_learner_trains_on_the_kick_env(kick_run):
-    """The AMP learner's contract (disc_obs_size, info['disc_obs'], demo_disc_obs) end to end:
-    one jitted iteration on 8 envs with tiny networks."""
-    from mjxmimic.learning import AMPConfig, make_amp_trainer
-    env, params, _, _ = kick_run
-    cfg = AMPConfig(num_envs=8, steps_per_iter=4, actor_hidden=(32,), critic_hidden=(32,), disc_hidden=(32,),
-                    disc_buffer_size=256, task_reward_weight=0.5, disc_reward_weight=0.5)
-    tr = make_amp_trainer(env, params, cfg)
-    ts, m = tr.iteration(tr.init(jax.random.PRNGKey(0)))
-    m = {k: float(v) for k, v in m.items()}
-    for k in ("disc_loss", "disc_demo_acc", "style_reward_mean", "env/success", "env/ball_target_dist",
-              "task_reward_mean"):
-        assert k in m and math.isfinite(m[k]), k
-    assert ts.env_state.info["disc_obs"].shape == (8, env.disc_obs_size)
-    assert int(ts.ext.replay.count) == 32
