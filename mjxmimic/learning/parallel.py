@@ -2,8 +2,10 @@
 everything else (networks, optimiser and normaliser states, AMP replay buffer) is replicated.
 
 The training iteration stays one jitted function; XLA's partitioner (GSPMD) runs each device's
-envs locally and inserts the collectives the updates need (the minibatch gathers and the
-gradient and normaliser reductions), so the maths is that of one device with all the envs.
+envs locally and inserts the collectives the updates need (the gradient and normaliser
+reductions). Each SGD minibatch takes an equal share from every device's own samples
+(``ppo.Minibatches``), so the samples never leave their device; the maths is that of one device
+with all the envs and ``agent.shuffle_blocks`` set to the device count.
 """
 from __future__ import annotations
 
