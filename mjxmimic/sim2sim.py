@@ -280,10 +280,10 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
     from mjxmimic import math as rmath
     from mjxmimic.envs.tracking import compute_terminations
     from mjxmimic.robots import load_robot
+    if "reference" not in meta:  # it checks the policy against the robot itself
+        return run_kick_episodes(meta, session, episodes, seconds, dt, delay, start_noise, obs_noise, seed, record)
     robot = load_robot(meta["robot"])
     _check(meta, robot)
-    if "reference" not in meta:
-        return run_kick_episodes(meta, session, episodes, seconds, dt, delay, start_noise, obs_noise, seed, record)
     model = torque_model(robot, meta, dt)
     data = mujoco.MjData(model)
     servos = _Servos(robot, model, data, meta, dt, delay)
@@ -486,6 +486,7 @@ def main(argv=None) -> int:
                              target=rec.target, target_radius=radius)
         print(f"wrote {out}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

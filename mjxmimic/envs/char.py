@@ -20,7 +20,7 @@ Building blocks (all pure; reuse them rather than re-deriving):
   * :meth:`CharEnv.char_frame` -- the simulated character as a
     :class:`~mjxmimic.motions.lib.MotionFrame` (same fields as a reference frame).
   * :func:`joint_rotations`, :func:`compute_char_obs` -- MimicKit's char observation.
-  * :meth:`CharEnv.ground_contact` / :meth:`CharEnv.has_fallen` / :func:`fallen` -- fall detection.
+  * :meth:`CharEnv.has_fallen` / :func:`fallen` -- fall detection (MJX / any simulator).
   * :meth:`CharEnv.initial_state` -- reference-state init (random clip/time) or default pose.
   * :func:`auto_reset` -- the post-step EnvState with auto-reset, terminal obs and NaN guard.
 
@@ -353,14 +353,10 @@ class CharEnv:
         return info["motion_time0"] + info["step"].astype(jnp.float32) * self.control_dt
 
     # ---- termination ------------------------------------------------------------------
-    def ground_contact(self, params: CharParams, data: mjx.Data) -> jax.Array:
-        """[G] per fall geom: True when it is below ``ground_contact_height`` (stands in for
-        MimicKit's ground contact force > 0.1 N; the solver never tests these pairs)."""
-        z = physics.geoms_min_z(self._geom_type, self._geom_size, data, self.fall_geom_ids)
-        return z < params.ground_contact_height
-
     def has_fallen(self, params: CharParams, data: mjx.Data, info) -> jax.Array:
-        """Early termination by ground contact of a non-contact body, never on the first step."""
+        """Early termination by ground contact of a non-contact body, never on the first step: a
+        fall geom below ``ground_contact_height`` (stands in for MimicKit's ground contact force
+        > 0.1 N; the solver never tests these pairs)."""
         if not self.cfg.enable_early_termination or self.fall_geom_ids.size == 0:
             return jnp.zeros((), bool)
         z = physics.geoms_min_z(self._geom_type, self._geom_size, data, self.fall_geom_ids)
