@@ -96,6 +96,21 @@ def test_action_bounds_follow_mimickit():
     lo, hi = action_bounds(rng, zero_center=True)  # centred on 0, widest side
     np.testing.assert_allclose(lo, [-4.2, -0.7], rtol=1e-6)
     np.testing.assert_allclose(hi, [4.2, 0.7], rtol=1e-6)
+    lo, hi = action_bounds(rng, zero_center=True, center=[0.5, 0.1])  # a given centre, widest side
+    np.testing.assert_allclose(lo, [0.5 - 1.4 * 2.5, 0.1 - 1.4 * 0.6], rtol=1e-6)
+    np.testing.assert_allclose(hi, [0.5 + 1.4 * 2.5, 0.1 + 1.4 * 0.6], rtol=1e-6)
+
+
+def test_default_pose_action_center_stands_on_a_zero_action(k1):
+    """K1's zero joint angles hold the arms out sideways; the default_pose centre maps a zero
+    normalised action onto the standing pose (sim and deploy profiles' own poses)."""
+    for profile in ("sim", "deploy"):
+        env = CharEnv(CharConfig(robot="k1", zero_center_action=True, action_center="default_pose", profile=profile))
+        np.testing.assert_allclose(env.normalized_to_action(jnp.zeros(env.action_size)),
+                                   env.profile.default_joint_pos, atol=1e-6)
+        assert np.abs(env.profile.default_joint_pos).max() > 1.0   # shoulder roll ±1.3, not 0
+    with pytest.raises(ValueError, match="action_center"):
+        CharConfig(robot="k1", action_center="middle")
 
 
 def test_action_mapping_and_clipping(env):

@@ -11,7 +11,8 @@ Actions are **PD targets in radians** (MimicKit's "pos" control mode), clipped t
 output affinely onto those bounds (``a_norm``); our PPO learner does the same from the
 same two attributes, so an env never sees normalised actions. Bounds (MimicKit
 ``_build_action_bounds_pos``): mid = 0 with ``zero_center_action`` else the joint-range
-mid-point; half width = 1.4 * max(|hi - mid|, |lo - mid|). (MuJoCo's position actuators
+mid-point (``action_center: default_pose``: the standing pose instead); half width =
+1.4 * max(|hi - mid|, |lo - mid|). (MuJoCo's position actuators
 additionally clamp ctrl to their ctrlrange, which the robot MJCFs set to the joint range.)
 
 Building blocks (all pure; reuse them rather than re-deriving):
@@ -66,7 +67,10 @@ from mjxmimic.robots import Robot, load_robot, put_model
 from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
-           "char_obs_size", "fallen", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS"]
+           "char_obs_size", "fallen", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS",
+           "ACTION_CENTERS"]
+
+ACTION_CENTERS = ("mimickit", "default_pose")
 
 # Per-step indicators of how the step ended (fixed keys every character env reports).
 # Fractions of episodes follow from ratios of their means, e.g. term_timeout / (sum of all).
@@ -87,6 +91,10 @@ class CharConfig:
     root_height_obs: bool = True
     observation: str = "full"           # full | robot (mjxmimic.envs.observations)
     zero_center_action: bool = False
+    # Centre of the action bounds: "mimickit" (0 with zero_center_action, else the joint range's
+    # middle) or "default_pose" (the profile's standing pose, so a zero action stands: on K1 a
+    # zero shoulder roll holds the arms out sideways).
+    action_center: str = "mimickit"
     action_bound_scale: float = 1.4     # MimicKit widens the joint range by 1.4 for the action bounds
     key_bodies: Optional[tuple[str, ...]] = None  # body names; None: the robot spec's key bodies
     contact_bodies: Optional[tuple[str, ...]] = None  # bodies allowed to touch the ground; None: robot spec
@@ -108,6 +116,8 @@ class CharConfig:
         if self.action_bound_scale <= 0 or self.max_qvel <= 0:
             raise ValueError("action_bound_scale and max_qvel must be positive")
         check_observation(self.observation)
+        if self.action_center not in ACTION_CENTERS:
+            raise ValueError(f"action_center must be one of {ACTION_CENTERS}, got {self.action_center!r}")
         if not isinstance(self.profile, str) or not self.profile:
             raise ValueError(f"profile must be a profile name (sim, deploy, ...), got {self.profile!r}")
 
@@ -124,10 +134,13 @@ class CharParams:
 # ---------------------------------------------------------------------------------------
 # pure building blocks
 # ---------------------------------------------------------------------------------------
-def action_bounds(joint_range: np.ndarray, zero_center: bool, scale: float = 1.4):
-    """MimicKit's PD-target bounds from joint limits [J, 2] -> (low [J], high [J])."""
+def action_bounds(joint_range: np.ndarray, zero_center: bool, scale: float = 1.4, center=None):
+    """MimicKit's PD-target bounds from joint limits [J, 2] -> (low [J], high [J]); ``center``
+    [J] replaces MimicKit's middle (0 or the range's middle) when given."""
     lo, hi = np.asarray(joint_range, np.float64).T
     mid = np.zeros_like(hi) if zero_center else 0.5 * (lo + hi)
+    if center is not None:
+        mid = np.asarray(center, np.float64)
     half = scale * np.maximum(np.abs(hi - mid), np.abs(lo - mid))
     return (mid - half).astype(np.float32), (mid + half).astype(np.float32)
 
@@ -248,8 +261,9 @@ class CharEnv:
         self.max_episode_steps = max(1, int(round(cfg.episode_length / self.control_dt)))
         self.num_joints = robot.num_joints
         self.action_size = robot.num_joints
+        center = self.profile.default_joint_pos if cfg.action_center == "default_pose" else None
         self.action_low, self.action_high = action_bounds(robot.joint_range, cfg.zero_center_action,
-                                                          cfg.action_bound_scale)
+                                                          cfg.action_bound_scale, center)
         jid = np.array([m.joint(n).id for n in robot.joint_names])
         if np.any(m.jnt_type[jid] != 3):
             raise ValueError(f"{robot.name}: only hinge joints are supported as actuated joints")
