@@ -53,7 +53,7 @@ __all__ = ["KickConfig", "KickEnv", "kick_obs", "kick_reward", "kick_episode_sta
 
 KICK_REWARD_TERMS = ("approach", "ball_vel", "ball_pos")
 
-# The kick's names of the shared ball-task functions (sim2sim and policy.json use them).
+# The kick's names of the shared ball-task functions (sim2sim uses them).
 kick_obs = ball_task_obs
 kick_layout = ball_layout
 kick_success = ball_in_target
