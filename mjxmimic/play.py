@@ -4,7 +4,9 @@
 
 Deterministic actions (the policy mean), as MimicKit's test mode. The video shows the
 policy on the left and, for envs that imitate a clip, the reference on the right; for the
-ball kick the scene (robot, ball, target marker) as simulated.
+ball tasks (kick, dribble) the scene (robot, ball, target marker) as simulated, and the table
+adds their per-episode rates (``episode/success_rate``, ``episode/fall_rate``, dribble's
+``episode/ball_loss_rate``, ...).
 """
 from __future__ import annotations
 
@@ -127,6 +129,8 @@ def main(argv=None) -> int:
     if m.get("end/success", 0.0) > 0 and "end/time_to_success" in m:
         # the env reports time_to_success = 0 for episodes without success: average over successes
         m["time_to_success_given_success"] = m["end/time_to_success"] / m["end/success"]
+    if hasattr(env, "episode_stats"):  # ball tasks: success / fall (/ ball-loss) rates per episode
+        m.update({f"episode/{k}": v for k, v in env.episode_stats(m).items()})
     m["episode_length_s"] = m["episode_length"] * env.control_dt
     if "end/term_success" in m and "end/term_timeout" in m:
         # Tracking: the clip's end (success) or the episode limit (cyclic clips) without a termination.

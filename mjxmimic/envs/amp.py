@@ -35,9 +35,9 @@ The discriminator's observation is the same for both.
 
 The episode template is CharEnv's ``reset``/``step``; AMPEnv fills its hooks (``init_info``
 and ``post_physics`` keep the disc history, ``evaluate_step`` runs the task). Task envs
-(tasks.py, kick.py) subclass :class:`AMPEnv` and override the task hooks
-``task_obs_size``, :meth:`~mjxmimic.envs.char.CharEnv.task_init`, :meth:`AMPEnv.task_obs`,
-:meth:`AMPEnv.task_step` and ``task_metric_names``.
+(tasks.py; the ball tasks kick.py and dribble.py, through ball.py) subclass :class:`AMPEnv`
+and override the task hooks ``task_obs_size``, :meth:`~mjxmimic.envs.char.CharEnv.task_init`,
+:meth:`AMPEnv.task_obs`, :meth:`AMPEnv.task_step` and ``task_metric_names``.
 """
 from __future__ import annotations
 
@@ -318,7 +318,7 @@ class AMPEnv(CharEnv):
 def make_amp_env(cfg: AMPEnvConfig, motion: Optional[MotionLib] = None, env_cls=AMPEnv, **kw):
     """(env, params) for a config: ``motion`` (from the config's motion_file) or, without it,
     the style datasets of ``cfg.motion_files``. The one builder of every AMP env (plain, steering,
-    location, kick): ``env_cls`` picks the kind."""
+    location, kick, dribble): ``env_cls`` picks the kind."""
     env = env_cls(cfg, **kw)
     if motion is None and cfg.motion_files:
         motion = load_style_motions(cfg.motion_files, env.robot, cfg.motion_file_weights)

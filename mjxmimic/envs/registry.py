@@ -439,16 +439,19 @@ def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
 
 
 # ---------------------------------------------------------------------------------------
-# AMP, task (steering, location) and ball-kick envs: mjxmimic/envs/amp.py, tasks.py, kick.py.
+# AMP, task (steering, location) and ball (kick, dribble) envs: mjxmimic/envs/amp.py, tasks.py,
+# kick.py, dribble.py.
 # Style motions come from env.motion_file or, without it, env.motion_files (several datasets).
 # ---------------------------------------------------------------------------------------
 def _register_amp_envs():
     from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, make_amp_env
+    from mjxmimic.envs.dribble import DribbleConfig, DribbleEnv
     from mjxmimic.envs.kick import KickConfig, KickEnv
     from mjxmimic.envs.tasks import LocationConfig, LocationEnv, SteeringConfig, SteeringEnv
 
     for name, config_cls, env_cls in (("amp", AMPEnvConfig, AMPEnv), ("steering", SteeringConfig, SteeringEnv),
-                                      ("location", LocationConfig, LocationEnv), ("kick", KickConfig, KickEnv)):
+                                      ("location", LocationConfig, LocationEnv), ("kick", KickConfig, KickEnv),
+                                      ("dribble", DribbleConfig, DribbleEnv)):
         register_env(name, config_cls, functools.partial(make_amp_env, env_cls=env_cls), needs_motion=False)
 
 

@@ -23,7 +23,7 @@ from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig
 
 __all__ = ["SteeringConfig", "SteeringEnv", "LocationConfig", "LocationEnv", "to_heading_frame", "steering_obs",
            "steering_reward", "sample_steering_target", "location_obs", "location_reward", "sample_location_target",
-           "facing_dir"]
+           "facing_dir", "speed_toward_reward"]
 
 
 def to_heading_frame(root_rot, v):
@@ -84,6 +84,13 @@ def location_obs(root_pos, root_rot, tar_pos):
     return to_heading_frame(root_rot, tar_pos - root_pos)[..., :2]
 
 
+def speed_toward_reward(speed, tar_speed, vel_err_scale):
+    """exp(-s·max(v* - v, 0)²) for a speed v along a direction (full at v* or faster), 0 when
+    v <= 0: MimicKit's location velocity term."""
+    vel_err = jnp.maximum(tar_speed - speed, 0.0)
+    return jnp.where(speed <= 0, 0.0, jnp.exp(-vel_err_scale * vel_err * vel_err))
+
+
 def location_reward(root_pos, prev_root_pos, root_rot, tar_pos, tar_speed, dt, dist_threshold=0.5,
                     pos_err_scale=0.5, vel_err_scale=4.0, pos_reward_w=0.5, vel_reward_w=0.4, face_reward_w=0.1):
     """MimicKit ``compute_location_reward``: position, velocity-toward-target and facing terms;
@@ -94,10 +101,7 @@ def location_reward(root_pos, prev_root_pos, root_rot, tar_pos, tar_speed, dt, d
     pos_r = jnp.exp(-pos_err_scale * pos_err)
     tar_dir = _normalize2(diff)
     root_vel = (root_pos - prev_root_pos) / dt
-    speed = jnp.sum(tar_dir * root_vel[..., :2], axis=-1)
-    vel_err = jnp.maximum(tar_speed - speed, 0.0)
-    vel_r = jnp.exp(-vel_err_scale * vel_err * vel_err)
-    vel_r = jnp.where(speed <= 0, 0.0, vel_r)
+    vel_r = speed_toward_reward(jnp.sum(tar_dir * root_vel[..., :2], axis=-1), tar_speed, vel_err_scale)
     face_r = jnp.maximum(jnp.sum(tar_dir * facing_dir(root_rot), axis=-1), 0.0)
     near = pos_err < dist_threshold
     face_r = jnp.where(near, 1.0, face_r)
