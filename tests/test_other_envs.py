@@ -1,0 +1,178 @@
+"""MimicKit's other env kinds: static props (a robot dropped onto a box rests on it, in MJX and
+MuJoCo C alike; malformed object lists), kinematic clip playback (qpos = the MotionLib's frame,
+done at the clip's end) and the DoF test (every joint reaches both limits, the root never moves)."""
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+from mujoco import mjx
+
+from mjxmimic.envs import physics
+from mjxmimic.envs.dof_test import SWEEP_KNOTS, sweep_target
+from mjxmimic.envs.registry import ConfigError, load_config, make_env
+from mjxmimic.envs.static_objects import PROPS_BODY
+from mjxmimic.envs.view_motion import play_length
+from mjxmimic.motions import lib as mlib
+from mjxmimic.robots.geometry import geom_min_z
+
+BOX = {"name": "box", "type": "box", "size": [0.3, 0.3, 0.15], "pos": [0.0, 0.0, 0.15]}   # top at z = 0.3
+
+
+def rollout(env, params, n):
+    """(qpos [n, nq], done [n]) of one env over n steps with zero actions, one jit."""
+    def run(key):
+        def body(s, _):
+            s = env.step(params, s, jnp.zeros(env.action_size))
+            return s, (s.physics.qpos, s.done)
+        return jax.lax.scan(body, env.reset(params, key), None, length=n)[1]
+    return jax.jit(run)(jax.random.PRNGKey(0))
+
+
+# ---------------------------------------------------------------------------------------
+# static objects
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("objects, match", [
+    ([{**BOX, "type": "cone"}], "type must be one of"),
+    ([{**BOX, "size": [0.3, 0.3]}], "needs 3 positive size"),
+    ([{**BOX, "size": [0.3, 0.3, -1.0]}], "needs 3 positive size"),
+    ([{k: v for k, v in BOX.items() if k != "pos"}], "pos"),
+    ([{**BOX, "colour": "red"}], "unknown key"),
+    ([{**BOX, "friction": -1}], "friction"),
+    (BOX, "expected a list"),
+])
+def test_malformed_objects_one_clear_error(objects, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config("k1_vault", {"env.objects": objects})
+    assert "env.objects" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_objects_rejected_at_build():
+    with pytest.raises(ConfigError, match="unique"):
+        make_env("k1_vault", {"env.objects": [BOX, BOX]})
+    cyl = {"name": "post", "type": "cylinder", "size": [0.1, 0.3], "pos": [2.0, 0.0, 0.3]}
+    with pytest.raises(ConfigError, match="use box, sphere or capsule"):
+        make_env("k1_vault", {"env.objects": [cyl]})
+
+
+@pytest.fixture(scope="module")
+def box_env(k1):
+    env, params, _ = make_env("k1_vault", {"env.objects": [BOX], "env.num_envs": 1})
+    return env, params
+
+
+def test_props_appended_after_the_robot(k1, box_env):
+    env, _ = box_env
+    m, rm = env.model, k1.model
+    assert (m.nq, m.nv, m.nu, m.nbody, m.ngeom) == (rm.nq, rm.nv, rm.nu, rm.nbody + 1, rm.ngeom + 1)
+    g = m.ngeom - 1
+    assert m.geom(g).name == "box" and m.body(int(m.geom_bodyid[g])).name == PROPS_BODY
+    assert m.body_weldid[m.geom_bodyid[g]] == 0          # static: welded to the world
+    np.testing.assert_array_equal(m.geom_type[:rm.ngeom], rm.geom_type)
+    # the box collides with every robot collision geom, not with the floor
+    col = lambda a, b: bool((m.geom_contype[a] & m.geom_conaffinity[b]) | (m.geom_contype[b] & m.geom_conaffinity[a]))  # noqa: E731
+    assert all(col(g, int(r)) for r in k1.collision_geom_ids)
+    floor = [i for i in range(rm.ngeom) if m.geom_type[i] == mujoco.mjtGeom.mjGEOM_PLANE]
+    assert not col(g, floor[0])
+
+
+def test_robot_dropped_onto_box_rests_on_it_mjx_and_c(k1, box_env):
+    """K1 in its standing pose, its soles 3 cm above the box top, holding the pose: it lands on
+    the box and stays on it (MJX contacts with the box exist); MuJoCo C agrees."""
+    env, params = box_env
+    m = env.model
+    top, n_ctrl = 0.3, 15
+    q0 = env.full_state(jnp.asarray(k1.default_qpos, jnp.float32), jnp.zeros(m.nv))[0]
+    sole = float(geom_min_z(m.geom_type[k1.foot_geom_ids], m.geom_size[k1.foot_geom_ids],
+                            *_geom_pose(m, np.asarray(q0), k1.foot_geom_ids)).min())
+    q0 = q0.at[2].add(top + 0.03 - sole)
+    target = jnp.asarray(k1.default_qpos[k1.qpos_idx], jnp.float32)
+
+    def run(q):
+        d = physics.set_state(params.model, q, jnp.zeros(m.nv), ctrl=target)
+
+        def body(d, _):
+            d = physics.pd_step(params.model, d, target, env.num_substeps)
+            return d, d.qpos
+        return jax.lax.scan(body, d, None, length=n_ctrl)
+    d_end, qs = jax.jit(run)(q0)
+    qs = np.asarray(qs)
+    box = m.ngeom - 1
+    feet_z = [geom_min_z(m.geom_type[k1.foot_geom_ids], m.geom_size[k1.foot_geom_ids],
+                         *_geom_pose(m, q, k1.foot_geom_ids)).min() for q in qs]
+    assert min(feet_z) > top - 0.01                      # never through the box top
+    assert abs(feet_z[-1] - top) < 0.01                  # resting on it, not floating
+    dm = mjx.get_data(m, d_end)
+    on_box = [i for i in range(dm.ncon) if box in dm.contact.geom[i]]
+    assert on_box and np.all(dm.contact.dist[on_box] < 0.005)
+
+    # MuJoCo C from the same state, same controls
+    d = mujoco.MjData(m)
+    d.qpos[:], d.ctrl[:] = np.asarray(q0), np.asarray(target)
+    qc = []
+    for _ in range(n_ctrl):
+        mujoco.mj_step(m, d, env.num_substeps)
+        qc.append(d.qpos.copy())
+    np.testing.assert_allclose(qs[:, :3], np.array(qc)[:, :3], atol=5e-3)   # root position
+    assert any(box in (int(d.contact.geom1[i]), int(d.contact.geom2[i])) for i in range(d.ncon))
+
+
+def _geom_pose(m, qpos, geom_ids):
+    d = mujoco.MjData(m)
+    d.qpos[:] = qpos
+    mujoco.mj_kinematics(m, d)
+    return d.geom_xpos[geom_ids], d.geom_xmat[geom_ids].reshape(-1, 3, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# view motion
+# ---------------------------------------------------------------------------------------
+def test_play_length():
+    np.testing.assert_allclose(play_length(jnp.array([0.8, 2.0]), jnp.array([True, False]), 5), [4.0, 2.0])
+
+
+def test_view_motion_plays_the_clip_and_ends_with_it():
+    env, params, _ = make_env("k1_view_motion", {"env.num_envs": 1})
+    lib = params.motion
+    assert bool(lib.wrap[0]) and float(lib.length[0]) == pytest.approx(0.8)   # 5 plays: 4 s, 120 steps
+    n_end = int(round(5 * 0.8 / env.control_dt))
+    qpos, done = rollout(env, params, n_end)
+    steps = np.arange(1, n_end)          # the last step's state is the next episode's first
+    f = mlib.sample(lib, jnp.zeros(len(steps), jnp.int32), jnp.asarray(steps * env.control_dt, jnp.float32))
+    np.testing.assert_allclose(np.asarray(qpos)[:-1], np.asarray(f.qpos(lib)), atol=1e-5)
+    assert not np.any(np.asarray(done)[:-1]) and bool(done[-1])
+    np.testing.assert_allclose(qpos[-1], np.asarray(mlib.sample(lib, jnp.zeros(1, jnp.int32),
+                                                                 jnp.zeros(1)).qpos(lib))[0], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# DoF test
+# ---------------------------------------------------------------------------------------
+def test_sweep_target_closed_form():
+    lo, hi, rest = jnp.array([-1.0, 0.2, -0.5]), jnp.array([2.0, 1.0, 0.5]), jnp.array([0.0, 0.2, 0.0])
+    T = 4.0
+    at = lambda t: np.asarray(sweep_target(jnp.float32(t), lo, hi, rest, T))  # noqa: E731
+    np.testing.assert_allclose(at(T + SWEEP_KNOTS[1] * T), [0.0, 0.2, 0.0], atol=1e-6)   # joint 1 at its lower
+    np.testing.assert_allclose(at(0.1 * T), [-0.5, 0.2, 0.0], atol=1e-6)                # halfway 0 -> -1
+    np.testing.assert_allclose(at(0.5 * T), [0.5, 0.2, 0.0], atol=1e-6)                 # halfway -1 -> 2
+    np.testing.assert_allclose(at(0.75 * T), [2.0, 0.2, 0.0], atol=1e-6)                # holding the upper
+    np.testing.assert_allclose(at(2 * T + 0.9 * T), [0.0, 0.2, 0.25], atol=1e-6)        # joint 2 on its way back
+    np.testing.assert_allclose(at(3 * T), rest, atol=1e-6)                              # the end: all at rest
+
+
+def test_dof_test_reaches_every_limit_root_fixed(k1):
+    T = 2.0
+    env, params, _ = make_env("k1_dof_test", {"env.num_envs": 1, "env.seconds_per_dof": T})
+    n = env.max_episode_steps
+    assert n == round(k1.num_joints * T * 30)
+    qpos, done = rollout(env, params, n)
+    qpos = np.asarray(qpos)
+    np.testing.assert_array_equal(qpos[:, :7], np.broadcast_to(env.init_qpos[:7], (n, 7)))   # root pinned
+    assert env.init_qpos[2] == pytest.approx(k1.default_qpos[2] + 0.3)
+    assert not np.any(np.asarray(done)[:-1]) and bool(done[-1])
+    q = qpos[:, k1.qpos_idx]
+    per = int(round(T * 30))
+    tol = 0.05
+    for j, (lo, hi) in enumerate(k1.joint_range):
+        w = q[j * per:(j + 1) * per - 1, j]
+        assert w.min() < lo + tol and w.max() > hi - tol, (k1.joint_names[j], w.min(), w.max(), lo, hi)
