@@ -15,18 +15,9 @@ from mjxmimic.envs.static_objects import PROPS_BODY
 from mjxmimic.envs.view_motion import play_length
 from mjxmimic.motions import lib as mlib
 from mjxmimic.robots.geometry import geom_min_z
+from mjxmimic.view import env_rollout, main as view_main
 
 BOX = {"name": "box", "type": "box", "size": [0.3, 0.3, 0.15], "pos": [0.0, 0.0, 0.15]}   # top at z = 0.3
-
-
-def rollout(env, params, n):
-    """(qpos [n, nq], done [n]) of one env over n steps with zero actions, one jit."""
-    def run(key):
-        def body(s, _):
-            s = env.step(params, s, jnp.zeros(env.action_size))
-            return s, (s.physics.qpos, s.done)
-        return jax.lax.scan(body, env.reset(params, key), None, length=n)[1]
-    return jax.jit(run)(jax.random.PRNGKey(0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,17 +123,23 @@ def test_play_length():
 
 
 def test_view_motion_plays_the_clip_and_ends_with_it():
-    env, params, _ = make_env("k1_view_motion", {"env.num_envs": 1})
-    lib = params.motion
+    """The frames ``view --env`` renders: the clip at t = n·dt, until the clip's 5th play ends."""
+    env, qpos = env_rollout("k1_view_motion")
+    lib = make_env("k1_view_motion", {"env.num_envs": 1})[1].motion
     assert bool(lib.wrap[0]) and float(lib.length[0]) == pytest.approx(0.8)   # 5 plays: 4 s, 120 steps
     n_end = int(round(5 * 0.8 / env.control_dt))
-    qpos, done = rollout(env, params, n_end)
-    steps = np.arange(1, n_end)          # the last step's state is the next episode's first
-    f = mlib.sample(lib, jnp.zeros(len(steps), jnp.int32), jnp.asarray(steps * env.control_dt, jnp.float32))
-    np.testing.assert_allclose(np.asarray(qpos)[:-1], np.asarray(f.qpos(lib)), atol=1e-5)
-    assert not np.any(np.asarray(done)[:-1]) and bool(done[-1])
-    np.testing.assert_allclose(qpos[-1], np.asarray(mlib.sample(lib, jnp.zeros(1, jnp.int32),
-                                                                 jnp.zeros(1)).qpos(lib))[0], atol=1e-5)
+    assert env.max_episode_steps > n_end and len(qpos) == n_end    # done at step 120, not before or after
+    steps = np.arange(n_end)
+    f = mlib.sample(lib, jnp.zeros(n_end, jnp.int32), jnp.asarray(steps * env.control_dt, jnp.float32))
+    np.testing.assert_allclose(qpos, np.asarray(f.qpos(lib)), atol=1e-5)
+    assert np.abs(qpos[1:, 0] - qpos[:-1, 0]).max() > 0        # it moves (the walk advances)
+
+
+def test_view_cli_arguments():
+    for argv in (["--dof-test"], ["--env", "k1_dof_test", "motions/k1/walk.npz"], []):
+        with pytest.raises(SystemExit) as e:
+            view_main(argv)
+        assert e.value.code == 2
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,14 +159,11 @@ def test_sweep_target_closed_form():
 
 def test_dof_test_reaches_every_limit_root_fixed(k1):
     T = 2.0
-    env, params, _ = make_env("k1_dof_test", {"env.num_envs": 1, "env.seconds_per_dof": T})
-    n = env.max_episode_steps
-    assert n == round(k1.num_joints * T * 30)
-    qpos, done = rollout(env, params, n)
-    qpos = np.asarray(qpos)
-    np.testing.assert_array_equal(qpos[:, :7], np.broadcast_to(env.init_qpos[:7], (n, 7)))   # root pinned
+    env, qpos = env_rollout("k1_dof_test", {"env.seconds_per_dof": T})
+    n = round(k1.num_joints * T * 30)
+    assert env.max_episode_steps == n and len(qpos) == n               # one sweep, no early end
+    np.testing.assert_allclose(qpos[:, :7], np.broadcast_to(env.init_qpos[:7], (n, 7)), atol=1e-6)   # root pinned
     assert env.init_qpos[2] == pytest.approx(k1.default_qpos[2] + 0.3)
-    assert not np.any(np.asarray(done)[:-1]) and bool(done[-1])
     q = qpos[:, k1.qpos_idx]
     per = int(round(T * 30))
     tol = 0.05
