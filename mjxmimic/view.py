@@ -151,7 +151,7 @@ class MeshRenderer:
         self._r = mujoco.Renderer(visual, height, width)
         self._extra = None
         if model.nbody > visual.nbody:
-            # the appended objects only: hide the robot's and the world's geoms of a copy of the model
+            # the appended objects only (moving or static props): hide the robot's and the world's geoms of a copy
             self._extra = copy.copy(model)
             self._extra.geom_group[model.geom_bodyid < visual.nbody] = 5
             self._opt, self._pert = mujoco.MjvOption(), mujoco.MjvPerturb()
@@ -172,7 +172,7 @@ class MeshRenderer:
         mj.mj_forward(self._visual, self._vdata)
         self._r.update_scene(self._vdata, camera, scene_option)
         if self._extra is not None:
-            mj.mjv_addGeoms(self._extra, data, self._opt, self._pert, mj.mjtCatBit.mjCAT_DYNAMIC, self._r.scene)
+            mj.mjv_addGeoms(self._extra, data, self._opt, self._pert, mj.mjtCatBit.mjCAT_ALL, self._r.scene)
 
     def render(self, *args, **kwargs):
         return self._r.render(*args, **kwargs)

@@ -1,6 +1,11 @@
 """MimicKit's other env kinds: static props (a robot dropped onto a box rests on it, in MJX and
 MuJoCo C alike; malformed object lists), kinematic clip playback (qpos = the MotionLib's frame,
 done at the clip's end) and the DoF test (every joint reaches both limits, the root never moves)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -15,7 +20,7 @@ from mjxmimic.envs.static_objects import PROPS_BODY
 from mjxmimic.envs.view_motion import play_length
 from mjxmimic.motions import lib as mlib
 from mjxmimic.robots.geometry import geom_min_z
-from mjxmimic.view import env_rollout, main as view_main
+from mjxmimic.view import env_rollout, gl_backend_works, main as view_main
 
 BOX = {"name": "box", "type": "box", "size": [0.3, 0.3, 0.15], "pos": [0.0, 0.0, 0.15]}   # top at z = 0.3
 
@@ -170,3 +175,35 @@ def test_dof_test_reaches_every_limit_root_fixed(k1):
     for j, (lo, hi) in enumerate(k1.joint_range):
         w = q[j * per:(j + 1) * per - 1, j]
         assert w.min() < lo + tol and w.max() > hi - tol, (k1.joint_names[j], w.min(), w.max(), lo, hi)
+
+
+_PROPS_SCENE = """
+import mujoco, numpy as np
+from mjxmimic.envs.static_objects import ObjectConfig, build_props_model
+from mjxmimic.robots import load_robot
+from mjxmimic.view import make_renderer
+robot = load_robot("k1")
+m = build_props_model(robot, [ObjectConfig("vault_box", "box", (0.2, 0.5, 0.15), (1.0, 0.0, 0.15))])
+d = mujoco.MjData(m)
+d.qpos[: robot.model.nq] = robot.default_qpos
+mujoco.mj_forward(m, d)
+r = make_renderer(m, robot, 48, 64)
+r.update_scene(d)
+boxes = [g for g in (r.scene.geoms[i] for i in range(r.scene.ngeom)) if g.type == mujoco.mjtGeom.mjGEOM_BOX]
+assert len(boxes) == 1 and np.allclose(boxes[0].pos, [1.0, 0.0, 0.15]) and np.allclose(boxes[0].size, [0.2, 0.5, 0.15])
+r.close()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/robots").is_dir(), reason="../shared not present")
+@pytest.mark.filterwarnings("ignore:os.fork")
+def test_static_props_are_drawn_with_the_meshes():
+    """Videos draw the static props (the robot with its vendor meshes, its collision boxes hidden)."""
+    backend = next((b for b in ("egl", "osmesa") if gl_backend_works(b)), None)
+    if backend is None:
+        pytest.skip("no headless OpenGL backend renders here")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MJXMIMIC_MESHES")}
+    env.update(MUJOCO_GL=backend, PYOPENGL_PLATFORM=backend, JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", _PROPS_SCENE], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "ok", r.stderr[-2000:]
