@@ -171,7 +171,7 @@ def test_dof_test_reaches_every_limit_root_fixed(k1):
     assert env.init_qpos[2] == pytest.approx(k1.default_qpos[2] + 0.3)
     q = qpos[:, k1.qpos_idx]
     per = int(round(T * 30))
-    tol = 0.05
+    tol = 0.01                                  # measured: within 0.003 rad (K1, 2 s per joint)
     for j, (lo, hi) in enumerate(k1.joint_range):
         w = q[j * per:(j + 1) * per - 1, j]
         assert w.min() < lo + tol and w.max() > hi - tol, (k1.joint_names[j], w.min(), w.max(), lo, hi)
