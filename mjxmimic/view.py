@@ -1,6 +1,13 @@
 """Watch motion clips on a robot: an mp4 (headless) or MuJoCo's interactive viewer.
 
     python -m mjxmimic.view CLIP [CLIP ...] --robot k1 [--out x.mp4] [--fps 30] [--loops 2]
+    python -m mjxmimic.view --env k1_view_motion [--set env.motion_file=run.npz] [--out x.mp4]
+    python -m mjxmimic.view --dof-test --robot k1 --out k1_dof.mp4     # = --env k1_dof_test
+
+``--env NAME`` renders one episode of a config's env, stepped with zero actions (:func:`env_rollout`):
+the view-motion env (kinematic playback, the same MotionLib sampling as below), the DoF-test env
+(each joint swept to its limits, root fixed), or any other env (a static-objects scene shows its
+props). Its frame rate is the env's control rate.
 
 CLIP is any file :func:`mjxmimic.motions.io.load_clip` reads, or a dataset YAML (its clips
 play in sequence). Frames are sampled from a MotionLib exactly as training sees them
@@ -31,7 +38,7 @@ from pathlib import Path
 
 __all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "camera", "make_renderer", "MeshRenderer",
            "video_writer", "default_out", "render_video", "render_rollout", "view_interactive",
-           "main"]
+           "env_rollout", "main"]
 
 _PROBE = ("import mujoco\n"
           "m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><light pos=\"0 0 2\"/>"
@@ -144,7 +151,7 @@ class MeshRenderer:
         self._r = mujoco.Renderer(visual, height, width)
         self._extra = None
         if model.nbody > visual.nbody:
-            # the appended objects only: hide the robot's and the world's geoms of a copy of the model
+            # the appended objects only (moving or static props): hide the robot's and the world's geoms of a copy
             self._extra = copy.copy(model)
             self._extra.geom_group[model.geom_bodyid < visual.nbody] = 5
             self._opt, self._pert = mujoco.MjvOption(), mujoco.MjvPerturb()
@@ -165,7 +172,7 @@ class MeshRenderer:
         mj.mj_forward(self._visual, self._vdata)
         self._r.update_scene(self._vdata, camera, scene_option)
         if self._extra is not None:
-            mj.mjv_addGeoms(self._extra, data, self._opt, self._pert, mj.mjtCatBit.mjCAT_DYNAMIC, self._r.scene)
+            mj.mjv_addGeoms(self._extra, data, self._opt, self._pert, mj.mjtCatBit.mjCAT_ALL, self._r.scene)
 
     def render(self, *args, **kwargs):
         return self._r.render(*args, **kwargs)
@@ -415,6 +422,29 @@ def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, wid
     return out
 
 
+def env_rollout(name, overrides=None):
+    """(env, qpos [T, model.nq]) of one episode of config ``name``'s env from ``reset`` (key 0),
+    stepped with zero actions until it ends (the ending step's state, already the next episode's,
+    left out)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mjxmimic.envs.registry import make_env
+    env, params, _ = make_env(name, {**(overrides or {}), "env.num_envs": 1})
+
+    def run(key):
+        def body(s, _):
+            return env.step(params, s, jnp.zeros(env.action_size)), (s.physics.qpos, s.done)
+        return jax.lax.scan(body, env.reset(params, key), None, length=env.max_episode_steps)[1]
+    qpos, done = jax.jit(run)(jax.random.PRNGKey(0))
+    done = np.asarray(done)
+    # done[t] is the state reached *into* step t; the episode's states are those before the first done
+    ends = np.flatnonzero(done[1:])
+    n = int(ends[0]) + 1 if ends.size else len(done)
+    return env, np.asarray(qpos, np.float64)[:n]
+
+
 def view_interactive(clips, robot, fps: float = 30.0, loops: int = 1, meshes=None):
     """Play clips in MuJoCo's passive viewer until the window is closed (with the vendor meshes
     when found: ``meshes`` as :func:`make_renderer`)."""
@@ -460,8 +490,14 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mjxmimic.view", description=__doc__, formatter_class=_HelpFormatter)
-    ap.add_argument("clips", nargs="+", help="motion files and/or dataset YAMLs (played in sequence)")
-    ap.add_argument("--robot", required=True, help="robot name (robots/<name>/robot.yaml), e.g. k1 or g1")
+    ap.add_argument("clips", nargs="*", help="motion files and/or dataset YAMLs (played in sequence)")
+    ap.add_argument("--robot", help="robot name (robots/<name>/robot.yaml), e.g. k1 or g1 (needed with clips "
+                                    "and --dof-test)")
+    ap.add_argument("--env", help="instead of clips: a config (train --list-envs) whose env's episode is "
+                                  "rendered, stepped with zero actions, e.g. k1_view_motion or k1_dof_test")
+    ap.add_argument("--dof-test", action="store_true", help="the robot's DoF test: --env <robot>_dof_test")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --env: a config override, e.g. env.motion_file=my_clip.npz (repeatable)")
     ap.add_argument("--out", help="video file to write (default: beside the first clip, <clip>.mp4, or "
                                   "runs/view/<clip>.mp4 for the package's clips; without a display a video "
                                   "is always written, with one the interactive viewer opens instead)")
@@ -476,6 +512,16 @@ def main(argv=None) -> int:
     ap.add_argument("--in-fps", type=float, help="frame rate of CSV inputs")
     ap.add_argument("--fmt", choices=["mimickit", "gmr", "csv", "npz"], help="input format (default: from the suffix)")
     a = ap.parse_args(argv)
+    if a.dof_test:
+        if not a.robot or a.env:
+            ap.error("--dof-test needs --robot (and no --env)")
+        a.env = f"{a.robot}_dof_test"
+    if a.env:
+        if a.clips:
+            ap.error("give clips or --env, not both")
+        return _main_env(a)
+    if not a.clips or not a.robot:
+        ap.error("give clips and --robot, or --env NAME, or --dof-test --robot NAME")
     interactive = a.out is None and has_display()
     backend = select_gl_backend(interactive=interactive)   # before anything imports mujoco
     if backend is None:
@@ -502,6 +548,27 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}: {n} frames at {a.fps:g} fps ({len(clips)} clip(s), MUJOCO_GL={backend})")
+    return 0
+
+
+def _main_env(a) -> int:
+    """``--env``: render one episode of a config's env to a video."""
+    if select_gl_backend() is None:
+        print("error: no OpenGL backend can render here (tried egl, osmesa); install libegl1 + libegl-mesa0 "
+              "or libosmesa6, or set MUJOCO_GL", file=sys.stderr)
+        return 3
+    from mjxmimic.envs.registry import ConfigError, parse_overrides
+    from mjxmimic.paths import default_runs_dir
+    out = Path(a.out) if a.out else default_runs_dir() / "view" / f"{a.env}.mp4"
+    try:
+        env, qpos = env_rollout(a.env, parse_overrides(a.overrides))
+        out = render_rollout(env.model, env.robot, qpos, out, fps=1.0 / env.control_dt, width=a.width,
+                             height=a.height, stills=0)
+    except (ConfigError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: {len(qpos)} frames at {1.0 / env.control_dt:g} fps (env {a.env}, "
+          f"MUJOCO_GL={os.environ.get('MUJOCO_GL')})")
     return 0
 
 

@@ -36,6 +36,7 @@ character env; subclasses override hooks, never reset/step:
     :meth:`~CharEnv.evaluate_step` (when a step's evaluation needs the previous state or
     changes ``info``; default: ``evaluate``);
   * :meth:`~CharEnv.record_action` (``info`` of a step from its env action, before the physics);
+    :meth:`~CharEnv.physics_step` (a step's physics; default: PD targets from the action);
   * :meth:`~CharEnv.actor_obs_layout` (the named actor obs terms; ``observation: robot`` only
     where ``robot_obs`` is True);
   * ``terminal_info_keys`` (keys of ``info`` that keep their *pre-reset* value on the
@@ -420,6 +421,12 @@ class CharEnv:
         The robot's root is qpos[0:7]."""
         return qpos, qvel, info
 
+    def physics_step(self, params: CharParams, state: EnvState, action) -> mjx.Data:
+        """The physics of one control step (without domain randomisation): the PD target held for
+        ``num_substeps`` mj steps. The view-motion env sets the clip's pose instead; the DoF-test env
+        drives its own sweep with the root pinned."""
+        return physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+
     def record_action(self, info: dict, action) -> dict:
         """``info`` of a step before its physics, given the env action (AMP's robot set keeps
         the normalised last action here)."""
@@ -487,7 +494,7 @@ class CharEnv:
             state = state.replace(key=key)
         dr = state.info.get("dr")
         if dr is None:
-            data = physics.pd_step(params.model, state.physics, self.action_to_target(action), self.num_substeps)
+            data = self.physics_step(params, state, action)
         else:
             data, dr, state = self.randomized_physics(params, state, action, dr)
         info = {**state.info, "step": state.info["step"] + 1}

@@ -50,7 +50,7 @@ def set_state(model: mjx.Model, qpos, qvel, ctrl=None) -> mjx.Data:
 
 
 def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int, sync_kinematics: bool = True,
-            delay=None, prev_targets=None) -> mjx.Data:
+            delay=None, prev_targets=None, pin_root=None) -> mjx.Data:
     """Hold ``ctrl = target`` (position-actuator PD targets) for ``num_steps`` mj steps.
 
     ``mj_step`` leaves body/geom poses at the start of its last step (they are computed
@@ -61,12 +61,18 @@ def pd_step(model: mjx.Model, data: mjx.Data, target, num_steps: int, sync_kinem
     actuators d mj steps after the control step starts; until then the actuators get the
     target that was current d steps earlier, taken from ``prev_targets`` [H, J] (the previous
     control steps' targets, latest first; H = ceil(d_max / num_steps)). Substep k applies the
-    target of ceil((d − k)/num_steps) control steps ago (0: this one)."""
+    target of ceil((d − k)/num_steps) control steps ago (0: this one).
+
+    ``pin_root`` (qpos[0:7], no delay): the free root is put back there at rest after every mj
+    step, a base fixed in the air (the DoF-test env)."""
     if delay is None:
         data = data.replace(ctrl=jnp.asarray(target, data.ctrl.dtype))
 
         def body(d, _):
-            return mjx.step(model, d), None
+            d = mjx.step(model, d)
+            if pin_root is not None:
+                d = d.replace(qpos=d.qpos.at[0:7].set(pin_root), qvel=d.qvel.at[0:6].set(0.0))
+            return d, None
 
         data, _ = jax.lax.scan(body, data, None, length=num_steps)
     else:

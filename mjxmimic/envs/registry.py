@@ -473,3 +473,16 @@ def _register_add_env():
 
 
 _register_add_env()
+
+
+def _register_other_envs():
+    # MimicKit's static_objects, view_motion and char_dof_test envs.
+    from mjxmimic.envs.dof_test import DofTestConfig, DofTestEnv
+    from mjxmimic.envs.static_objects import StaticObjectsConfig, StaticObjectsEnv
+    from mjxmimic.envs.view_motion import ViewMotionConfig, make_view_motion_env
+    register_env("static_objects", StaticObjectsConfig, functools.partial(_build, env_cls=StaticObjectsEnv))
+    register_env("view_motion", ViewMotionConfig, make_view_motion_env, needs_motion=True)
+    register_env("dof_test", DofTestConfig, functools.partial(_build, env_cls=DofTestEnv), needs_motion=False)
+
+
+_register_other_envs()
