@@ -247,8 +247,16 @@ def test_real_clip_on_reference_and_clip_end(walk_env):
     np.testing.assert_array_equal(s.info["motion_time0"], 0.0)
     zero = jnp.broadcast_to(jnp.asarray(env.default_joint_pos), (N, env.action_size))   # normalised action 0
     s1 = step(params, s, zero)
-    rmax = float(jnp.sum(params.reward_w[:6])) * env.control_dt
+    rmax = float(jnp.sum(params.reward_w[:7])) * env.control_dt
     assert not np.any(np.asarray(s1.done))
+    # The joint-angle term (weight 0 by default) adds w·f·dt when weighted; f = exp(−mean Δq²/σ²)
+    # is at most exp(−(mean |Δq|)²/σ²) (Jensen), with mean |Δq| the joint_pos_err metric.
+    assert float(params.reward_w[REWARD_TERMS.index("joint_pos")]) == 0.0
+    w = params.reward_w.at[REWARD_TERMS.index("joint_pos")].set(0.5)
+    s1w = step(params.replace(reward_w=w), s, zero)
+    fj = np.asarray(s1.metrics["r_joint_pos"])
+    np.testing.assert_allclose(np.asarray(s1w.reward - s1.reward), 0.5 * fj * env.control_dt, atol=1e-6)
+    assert np.all(fj > 0.9) and np.all(fj <= np.exp(-np.asarray(s1.metrics["joint_pos_err"]) ** 2 / 0.3 ** 2) + 1e-6)
     for k in ("r_anchor_pos", "r_body_pos"):
         assert np.all(np.asarray(s1.metrics[k]) > 0.95), k
     for k in ("r_anchor_ori", "r_body_ori"):

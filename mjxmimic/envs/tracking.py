@@ -55,7 +55,7 @@ __all__ = ["TrackingConfig", "TrackingParams", "TrackingEnv", "REWARD_TERMS", "E
            "make_tracking_env"]
 
 REWARD_TERMS = ("anchor_pos", "anchor_ori", "body_pos", "body_ori", "body_lin_vel", "body_ang_vel",
-                "action_rate", "joint_limit", "undesired_contacts")
+                "joint_pos", "action_rate", "joint_limit", "undesired_contacts")
 
 # Additive uniform observation noise U(-n, n) per actor term (BeyondMimic), times obs_noise_scale.
 # (Booster's K1 deployment uses the same widths; its gyro is base_ang_vel.)
@@ -98,6 +98,7 @@ class TrackingConfig(CharConfig):
     reward_body_ori_w: float = 1.0
     reward_body_lin_vel_w: float = 1.0
     reward_body_ang_vel_w: float = 1.0
+    reward_joint_pos_w: float = 0.0             # not BeyondMimic's: exp(−mean Δq²/σ²) on the joint angles
     reward_action_rate_w: float = -0.1
     reward_joint_limit_w: float = -10.0
     reward_undesired_contacts_w: float = -0.1
@@ -107,6 +108,7 @@ class TrackingConfig(CharConfig):
     reward_body_ori_sigma: float = 0.4
     reward_body_lin_vel_sigma: float = 1.0
     reward_body_ang_vel_sigma: float = 3.14
+    reward_joint_pos_sigma: float = 0.3         # rad
     # terminations
     term_anchor_height: float = 0.25            # m
     term_gravity_z: float = 0.8
@@ -139,7 +141,7 @@ class TrackingConfig(CharConfig):
 @struct.dataclass
 class TrackingParams(CharParams):
     reward_w: jax.Array             # [len(REWARD_TERMS)]
-    reward_sigma: jax.Array         # [6] σ of the exp terms (REWARD_TERMS[:6])
+    reward_sigma: jax.Array         # [7] σ of the exp terms (REWARD_TERMS[:7])
     term_anchor_height: jax.Array
     term_gravity_z: jax.Array
     term_ee_height: jax.Array
@@ -320,7 +322,7 @@ class TrackingEnv(CharEnv):
         p = TrackingParams(
             model=base.model, motion=base.motion, ground_contact_height=base.ground_contact_height,
             reward_w=jnp.asarray([getattr(c, f"reward_{k}_w") for k in REWARD_TERMS], jnp.float32),
-            reward_sigma=jnp.asarray([getattr(c, f"reward_{k}_sigma") for k in REWARD_TERMS[:6]], jnp.float32),
+            reward_sigma=jnp.asarray([getattr(c, f"reward_{k}_sigma") for k in REWARD_TERMS[:7]], jnp.float32),
             term_anchor_height=f(c.term_anchor_height), term_gravity_z=f(c.term_gravity_z),
             term_ee_height=f(c.term_ee_height), obs_noise_scale=f(c.obs_noise_scale),
             reset_noise_scale=f(c.reset_noise_scale), bin_start=jnp.asarray(start), num_bins=jnp.asarray(nb),
@@ -533,6 +535,7 @@ class TrackingEnv(CharEnv):
              "body_ori": exp_reward(jnp.mean(body_ang ** 2), sig[3]),
              "body_lin_vel": exp_reward(jnp.mean(jnp.sum((v_ref - v_sim) ** 2, -1)), sig[4]),
              "body_ang_vel": exp_reward(jnp.mean(jnp.sum((w_ref - w_sim) ** 2, -1)), sig[5]),
+             "joint_pos": exp_reward(jnp.mean((ref.joint_pos - jp) ** 2), sig[6]),
              "action_rate": action_rate_penalty(info["last_action"], info["prev_action"]),
              "joint_limit": joint_limit_penalty(jp, jnp.asarray(self.soft_low), jnp.asarray(self.soft_high)),
              "undesired_contacts": self.undesired_contacts(params, data)}
