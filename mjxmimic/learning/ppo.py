@@ -8,7 +8,8 @@ the observation-normaliser update. Everything random is drawn from ``TrainState.
 so an iteration is a pure function of its input state.
 
 AMP reuses all of this through an ``Extension`` (see ``amp.py``): a reward hook run
-before the PPO targets are built and an extra update run after the actor/critic.
+before the PPO targets are built and an extra update run after the actor/critic; ASE
+(``ase.py``) also adds a term to the actor loss (``actor_loss_term``).
 """
 from __future__ import annotations
 
