@@ -160,9 +160,12 @@ def _resolved_config(env_name: str, overrides: dict) -> dict:
 
 
 def build_trainer(env, params, agent_cfg, mesh=None):
-    from mjxmimic.learning import ADDConfig, AMPConfig, make_add_trainer, make_amp_trainer, make_trainer
-    if isinstance(agent_cfg, ADDConfig):   # before AMP: ADDConfig is an AMPConfig
+    from mjxmimic.learning import (ADDConfig, AMPConfig, ASEConfig, make_add_trainer, make_amp_trainer,
+                                   make_ase_trainer, make_trainer)
+    if isinstance(agent_cfg, ADDConfig):   # before AMP: ADDConfig and ASEConfig are AMPConfigs
         return make_add_trainer(env, params, agent_cfg, mesh=mesh)
+    if isinstance(agent_cfg, ASEConfig):
+        return make_ase_trainer(env, params, agent_cfg, mesh=mesh)
     if isinstance(agent_cfg, AMPConfig):
         return make_amp_trainer(env, params, agent_cfg, mesh=mesh)
     return make_trainer(env, params, agent_cfg, mesh=mesh)

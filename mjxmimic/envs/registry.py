@@ -97,8 +97,9 @@ ENV_KINDS: dict[str, EnvKind] = {
 def _agent_kinds() -> dict:
     from mjxmimic.learning.add import ADDConfig
     from mjxmimic.learning.amp import AMPConfig
+    from mjxmimic.learning.ase import ASEConfig
     from mjxmimic.learning.ppo import PPOConfig
-    return {"ppo": PPOConfig, "amp": AMPConfig, "add": ADDConfig}
+    return {"ppo": PPOConfig, "amp": AMPConfig, "add": ADDConfig, "ase": ASEConfig}
 
 
 AGENT_KINDS: dict[str, type] = {}  # filled lazily (avoids importing the learner at import time)
@@ -439,19 +440,20 @@ def make_env(name_or_path, overrides: Optional[Mapping[str, Any]] = None):
 
 
 # ---------------------------------------------------------------------------------------
-# AMP, task (steering, location) and ball (kick, dribble) envs: mjxmimic/envs/amp.py, tasks.py,
-# kick.py, dribble.py.
+# AMP, task (steering, location), ball (kick, dribble) and ASE envs: mjxmimic/envs/amp.py, tasks.py,
+# kick.py, dribble.py, ase.py.
 # Style motions come from env.motion_file or, without it, env.motion_files (several datasets).
 # ---------------------------------------------------------------------------------------
 def _register_amp_envs():
     from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig, make_amp_env
+    from mjxmimic.envs.ase import ASEEnv, ASEEnvConfig
     from mjxmimic.envs.dribble import DribbleConfig, DribbleEnv
     from mjxmimic.envs.kick import KickConfig, KickEnv
     from mjxmimic.envs.tasks import LocationConfig, LocationEnv, SteeringConfig, SteeringEnv
 
     for name, config_cls, env_cls in (("amp", AMPEnvConfig, AMPEnv), ("steering", SteeringConfig, SteeringEnv),
                                       ("location", LocationConfig, LocationEnv), ("kick", KickConfig, KickEnv),
-                                      ("dribble", DribbleConfig, DribbleEnv)):
+                                      ("dribble", DribbleConfig, DribbleEnv), ("ase", ASEEnvConfig, ASEEnv)):
         register_env(name, config_cls, functools.partial(make_amp_env, env_cls=env_cls), needs_motion=False)
 
 
@@ -486,3 +488,12 @@ def _register_other_envs():
 
 
 _register_other_envs()
+
+
+def _register_ase_steer_env():
+    # The high-level steering policy over a frozen ASE run (env.low_level_run), loaded when built.
+    from mjxmimic.envs.ase_steer import ASESteerConfig, make_ase_steer_env
+    register_env("ase_steer", ASESteerConfig, make_ase_steer_env, needs_motion=False)
+
+
+_register_ase_steer_env()

@@ -14,7 +14,8 @@ Per iteration (all inside the PPO ``iteration`` jit), in MimicKit's order:
            agent and demo disc obs of this iteration (until ``normalizer_samples``).
 
 ADD (``learning.add``) reuses all of it through :class:`AMPExtension`'s hooks (``norm_*``,
-``normalize``, ``demo_samples``, ``demo_minibatch``).
+``normalize``, ``demo_samples``, ``demo_minibatch``); ASE (``learning.ase``) extends ``prepare``
+and ``update`` with its encoder and adds PPO's ``actor_loss_term`` (the diversity loss).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Flax **linen** networks for PPO/AMP: Gaussian actor, critic, discriminator.
+"""Flax **linen** networks for PPO/AMP/ASE: Gaussian actor, critic, discriminator, encoder.
 
 Linen (not nnx) because its params are plain pytrees: they live inside the
 ``TrainState``, go through ``lax.scan`` and orbax untouched, and ``apply`` is pure.
@@ -105,6 +105,27 @@ class Discriminator(nn.Module):
         logit = nn.Dense(1, kernel_init=symmetric_uniform(self.init_output_scale),
                          bias_init=nn.initializers.zeros, name="logits")(h)
         return logit[..., 0]
+
+
+class Encoder(nn.Module):
+    """ASE's skill encoder: an MLP, a linear layer with weights U(-s, s) and zero bias, then L2
+    normalisation, so q lies on the latent sphere (MimicKit ``ase_model``)."""
+
+    latent_dim: int = 64
+    hidden: Sequence[int] = (1024, 512)
+    init_output_scale: float = 0.1
+
+    @nn.compact
+    def __call__(self, x):
+        h = MLP(self.hidden)(x)
+        q = nn.Dense(self.latent_dim, kernel_init=symmetric_uniform(self.init_output_scale),
+                     bias_init=nn.initializers.zeros, name="latent")(h)
+        return l2_normalize(q)
+
+
+def l2_normalize(x, eps: float = 1e-12):
+    """x / max(‖x‖, eps) over the last axis (torch ``F.normalize``)."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def disc_logit_weights(disc_params) -> jax.Array:

@@ -8,7 +8,8 @@ the observation-normaliser update. Everything random is drawn from ``TrainState.
 so an iteration is a pure function of its input state.
 
 AMP reuses all of this through an ``Extension`` (see ``amp.py``): a reward hook run
-before the PPO targets are built and an extra update run after the actor/critic.
+before the PPO targets are built and an extra update run after the actor/critic; ASE
+(``ase.py``) also adds a term to the actor loss (``actor_loss_term``).
 """
 from __future__ import annotations
 
@@ -145,6 +146,10 @@ class Extension(Protocol):
 
     def update(self, ext, traj: Transition, aux, norm_enabled, key) -> tuple[Any, dict]:
         """After the actor/critic updates (e.g. discriminator SGD + its normaliser)."""
+
+    # Optional: ``actor_loss_term(actor_apply, actor_params, obs, mean, obs_norm, key) -> (loss,
+    # info)``, added to the actor loss of every minibatch (ASE's diversity loss); ``obs``: the
+    # minibatch's raw obs, ``mean``: the actor's mean on them, ``key``: fresh per minibatch.
 
 
 @dataclass(frozen=True)
@@ -374,8 +379,10 @@ def _rollout_fn(env, cfg: PPOConfig, actor, obs_size: int, to_env_action, extens
     return rollout
 
 
-def _loss_fns(cfg: PPOConfig, actor, critic, obs_size: int):
-    """(critic_loss(params, idx, data), actor_loss(params, idx, data)) over minibatch indices."""
+def _loss_fns(cfg: PPOConfig, actor, critic, obs_size: int, extra_term=None):
+    """(critic_loss(params, idx, data), actor_loss(params, idx, data)) over minibatch indices;
+    with ``extra_term`` (an extension's ``actor_loss_term``) the actor's ``idx`` is (idx, key)
+    and ``data`` holds the raw ``obs`` and the ``obs_norm``."""
 
     def critic_loss(params, idx, d):
         pred = critic.apply(params, Minibatches.take(d["norm_obs"], idx))
@@ -388,9 +395,15 @@ def _loss_fns(cfg: PPOConfig, actor, critic, obs_size: int):
         return jnp.mean(loss), {}
 
     def actor_loss(params, idx, d):
+        if extra_term is not None:
+            idx, key = idx
         g = lambda k: Minibatches.take(d[k], idx)  # noqa: E731
         mean, log_std = actor.apply(params, g("norm_obs")[:, :obs_size])
         loss, info = losses.ppo_actor_loss(mean, log_std, g("actions"), g("logp"), g("adv"), cfg.ppo_clip_ratio)
+        if extra_term is not None:
+            extra, extra_info = extra_term(actor.apply, params, g("obs"), mean, d["obs_norm"], key)
+            loss = loss + extra
+            info.update(extra_info)
         info["surrogate_loss"] = loss
         info["kl"] = jnp.mean(gaussian_kl(g("mean"), g("log_std"), mean, log_std))
         info["action_std"] = jnp.mean(jnp.exp(log_std))
@@ -472,7 +485,8 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
     v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
     curriculum = has_curriculum(env)
     rollout = _rollout_fn(env, cfg, actor, obs_size, lambda a: action_offset + action_scale * a, extension, v_step)
-    critic_loss, actor_loss = _loss_fns(cfg, actor, critic, obs_size)
+    extra_term = getattr(extension, "actor_loss_term", None)
+    critic_loss, actor_loss = _loss_fns(cfg, actor, critic, obs_size, extra_term)
     adapt = adapt_learning_rate(cfg)
     mb = Minibatches.of(cfg, mesh)
 
@@ -518,7 +532,11 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         adv, adv_mean, adv_std = losses.normalize_advantages(flat(targets - values), cfg.norm_adv_clip)
         data = {"norm_obs": norm_obs, "targets": flat(targets), "values": flat(values), "actions": flat(traj.action),
                 "logp": flat(traj.logp), "mean": flat(traj.mean), "log_std": flat(traj.log_std), "adv": adv}
+        if extra_term is not None:
+            data["obs"] = flat(traj.obs)
         data = {k: mb.layout(v) for k, v in data.items()}
+        if extra_term is not None:
+            data["obs_norm"] = ts.obs_norm
 
         # Critic first, then actor (MimicKit order); both on the same fixed targets.
         critic_opt_state = ts.critic_opt_state
@@ -528,6 +546,8 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         critic_params, critic_opt_state, critic_info = sgd_scan(
             critic_opt, lambda p, i: critic_loss(p, i, data), ts.critic_params, critic_opt_state, critic_idx)
         actor_idx = mb.indices(k_actor, actor_batch, actor_steps)
+        if extra_term is not None:   # a key per minibatch, drawn apart from PPO's own stream
+            actor_idx = (actor_idx, jax.random.split(jax.random.fold_in(k_actor, 1), actor_steps))
         actor_params, actor_opt_state, actor_info = sgd_scan(
             actor_opt, lambda p, i: actor_loss(p, i, data), ts.actor_params, ts.actor_opt_state, actor_idx, adapt)
 
