@@ -189,6 +189,16 @@ class BallTaskEnv(AMPEnv):
         """Per-episode rates of this task (:func:`episode_stats` with ``episode_rates``)."""
         return episode_stats(metrics, self.episode_rates)
 
+    def outcome_metrics(self, info, d_bt, ball_vel, success, task_end) -> dict:
+        """The per-step metrics every ball task reports: ``ball_target_dist`` (d_bt),
+        ``ball_speed`` (xy), ``time_to_success`` (s, on a success step) and
+        ``final_ball_target_dist`` (d_bt on the step an episode ends: ``task_end`` — the
+        task's own endings — or the timeout)."""
+        ended = task_end | (info["step"] >= self.max_episode_steps)
+        t = info["step"].astype(jnp.float32) * self.control_dt
+        return {"ball_target_dist": d_bt, "ball_speed": jnp.linalg.norm(ball_vel[:2]),
+                "time_to_success": jnp.where(success, t, 0.0), "final_ball_target_dist": jnp.where(ended, d_bt, 0.0)}
+
     def ball_state(self, data):
         """(ball position [3], ball linear velocity [3], world)."""
         a, v = self.ball_qpos_adr, self.ball_qvel_adr

@@ -173,10 +173,8 @@ class DribbleEnv(BallTaskEnv):
         d_bt, _, upright_inside = ball_in_target(ball_pos, info["tar_pos"], c.target_radius, fell)
         success = upright_inside & ~lost
         r = r + c.success_bonus * success
-        ended = success | fell | lost | (info["step"] >= self.max_episode_steps)
-        t = info["step"].astype(jnp.float32) * self.control_dt
         metrics = {"success": success.astype(jnp.float32), "ball_lost": (lost & ~fell).astype(jnp.float32),
-                   "fall": fell.astype(jnp.float32), "ball_target_dist": d_bt, "ball_feet_dist": d_f,
-                   "ball_speed": jnp.linalg.norm(ball_vel[:2]), "time_to_success": jnp.where(success, t, 0.0),
-                   "final_ball_target_dist": jnp.where(ended, d_bt, 0.0), **{f"r_{k}": v for k, v in terms.items()}}
+                   "fall": fell.astype(jnp.float32), "ball_feet_dist": d_f,
+                   **self.outcome_metrics(info, d_bt, ball_vel, success, success | fell | lost),
+                   **{f"r_{k}": v for k, v in terms.items()}}
         return r, lost, success, metrics, {**info, "ball_far_steps": far_steps}

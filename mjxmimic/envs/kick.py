@@ -120,11 +120,7 @@ class KickEnv(BallTaskEnv):
         fell = self.has_fallen(params, data, info)
         d_bt, success, upright_success = kick_success(ball_pos, info["tar_pos"], c.target_radius, fell)
         r = r + c.success_bonus * success
-        ended = success | fell | (info["step"] >= self.max_episode_steps)
-        t = info["step"].astype(jnp.float32) * self.control_dt
         metrics = {"success": upright_success.astype(jnp.float32), "fall": fell.astype(jnp.float32),
-                   "ball_target_dist": d_bt, "ball_speed": jnp.linalg.norm(ball_vel[:2]),
-                   "time_to_success": jnp.where(upright_success, t, 0.0),
-                   "final_ball_target_dist": jnp.where(ended, d_bt, 0.0),
+                   **self.outcome_metrics(info, d_bt, ball_vel, upright_success, success | fell),
                    **{f"r_{k}": v for k, v in terms.items()}}
         return r, jnp.zeros((), bool), success, metrics, info
