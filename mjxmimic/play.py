@@ -1,12 +1,18 @@
 """Evaluate a trained run: a metrics table and an mp4 of the policy.
 
     python -m mjxmimic.play runs/k1_walk-20261126-2300 [--episodes 256] [--no-video]
+    python -m mjxmimic.play runs/k1_ase-20261130-0400 --latents 4   # ASE: what each latent does
 
 Deterministic actions (the policy mean), as MimicKit's test mode. The video shows the
 policy on the left and, for envs that imitate a clip, the reference on the right; for the
 ball tasks (kick, dribble) the scene (robot, ball, target marker) as simulated, and the table
 adds their per-episode rates (``episode/success_rate``, ``episode/fall_rate``, dribble's
 ``episode/ball_loss_rate``, ...).
+
+``--latents N`` (ASE runs): N fixed latents drawn from ``--seed``, each held for one whole episode
+from the same start (:mod:`mjxmimic.ase_eval`); a table per latent (root speed, yaw rate,
+distance, fall), the fall rate and the latents' diversity, ``play_latents.png`` (a row of
+stills per latent) and ``play_latents.mp4`` (the N side by side); ``--no-video``: the figures only.
 """
 from __future__ import annotations
 
@@ -91,8 +97,12 @@ def main(argv=None) -> int:
     ap.add_argument("--perturbed", action="store_true",
                     help="tracking runs: start each episode with the training's reset noise (default: exactly on "
                          "the first frame, so every episode is the same)")
+    ap.add_argument("--latents", type=int, default=None, metavar="N",
+                    help="ASE runs: N fixed latents, one episode each; play_latents.png (and .mp4)")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
+    if args.latents is not None:
+        return _play_latents(args, run_dir)
     if not args.no_video:
         from mjxmimic.view import select_gl_backend
         backend = select_gl_backend()
@@ -151,6 +161,67 @@ def main(argv=None) -> int:
         out = render_rollout(env.model, env.robot, q, out, 1.0 / env.control_dt, ref_qpos=r if with_ref else None,
                              target=tar, target_radius=getattr(env.cfg, "target_radius", 0.2))
         print(f"wrote {out} and {out.stem}_frames.png")
+    return 0
+
+
+def _play_latents(args, run_dir: Path) -> int:
+    """``--latents N``: :func:`mjxmimic.ase_eval.evaluate_latents` of the run, its table, JSON and
+    stills and mp4 (none with ``--no-video``)."""
+    from mjxmimic.envs.registry import ConfigError, load_config
+    if args.latents < 1:
+        print(f"error: --latents needs at least 1 latent, got {args.latents}", file=sys.stderr)
+        return 2
+    try:
+        kind = load_config(run_dir / "config.yaml")["kind"]
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if kind != "ase":
+        print(f"error: --latents needs an ASE run (env kind 'ase'); {run_dir} is a '{kind}' run", file=sys.stderr)
+        return 2
+    render = not args.no_video
+    if render:
+        from mjxmimic.view import select_gl_backend
+        render = select_gl_backend() is not None
+    if not render and not args.no_video:
+        print("warning: no OpenGL backend (egl/osmesa) works here; skipping the stills and the video", file=sys.stderr)
+    from mjxmimic.quiet import import_mjx
+    import_mjx()
+
+    import jax
+
+    from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
+    from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
+    from mjxmimic.paths import enable_compile_cache
+    enable_compile_cache(jax.default_backend())
+    from mjxmimic.train import build
+    try:
+        env, params, _, trainer = build(run_dir, overrides={**eval_overrides(run_dir), **HOLD_LATENT_OVERRIDES})
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
+                                 best=args.best)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    pp = policy_params(ts)
+    res = evaluate_latents(env, params, lambda obs: trainer.policy(pp, obs, deterministic=True),
+                           jax.random.PRNGKey(args.seed), args.latents)
+    print("| latent | root speed (m/s) | yaw rate (rad/s) | distance (m) | duration (s) | fell |\n|---|---|---|---|---|---|")
+    for i, m in enumerate(res["latents"]):
+        print(f"| {i} | {m['mean_root_speed']:.3f} | {m['mean_yaw_rate']:.3f} | {m['distance']:.2f} | "
+              f"{m['duration_s']:.2f} | {m['fell']:.0f} |")
+    div = res["diversity_rad"]
+    print(f"fall rate {res['fall_rate']:.3g}, diversity {'n/a' if div is None else f'{div:.4g}'} rad "
+          "(mean pairwise RMS joint-position difference)")
+    if args.json:
+        out = {k: res[k] for k in ("latents", "fall_rate", "diversity_rad")}
+        out.update(iteration=int(ts.iteration), seed=args.seed, z=res["z"].tolist())
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    if render:
+        from mjxmimic.view import render_rows
+        png, mp4 = render_rows(env.model, env.robot, res["qpos"], run_dir / "play_latents.png",
+                               video=run_dir / "play_latents.mp4",
+                               fps=1.0 / env.control_dt)
+        print(f"wrote {png} and {mp4}")
     return 0
 
 

@@ -37,7 +37,8 @@ import warnings
 from pathlib import Path
 
 __all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "camera", "make_renderer", "MeshRenderer",
-           "video_writer", "default_out", "render_video", "render_rollout", "view_interactive",
+           "video_writer", "default_out", "render_video", "follow_camera", "rollout_camera", "render_rollout",
+           "render_rows", "view_interactive",
            "env_rollout", "main"]
 
 _PROBE = ("import mujoco\n"
@@ -371,11 +372,38 @@ def _add_target(mujoco, scene, pos, radius):
     scene.ngeom += 1
 
 
+def follow_camera(model, robot, qpos, target=None) -> "np.ndarray":
+    """[T, 3] look-at points of play's camera over a rollout ``qpos`` [T, model.nq]: 0.4 m above
+    the robot's root (halfway to ``target`` [T, 3] when given, so that ball and target stay in
+    view), smoothed (each frame moves a fifth of the way) so that the view does not shake."""
+    import mujoco
+    import numpy as np
+
+    d = mujoco.MjData(model)
+    root = robot.root_body_id
+    look, out = None, np.zeros((len(qpos), 3))
+    for t in range(len(qpos)):
+        d.qpos[:] = qpos[t]
+        mujoco.mj_kinematics(model, d)
+        aim = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
+        if target is not None:
+            aim[:2] = 0.5 * (aim[:2] + target[t][:2])
+        look = aim if look is None else look + 0.2 * (aim - look)
+        out[t] = look
+    return out
+
+
+def rollout_camera(mujoco, look, target=None):
+    """Play's camera at a :func:`follow_camera` point: 3 m away (4.5 m with a target), from the
+    front left, 25 degrees down."""
+    return camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0)
+
+
 def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, width=480, height=400,
                    stills: int = 4, target=None, target_radius: float = 0.2) -> Path:
     """Video of a simulated rollout ``qpos`` [T, model.nq] of ``model`` (the robot's, or a scene
     with the robot first), beside the reference ``ref_qpos`` [T, robot nq] when given, the camera
-    following the robot; ``target`` [T, 3]: a disc on the floor. ``stills`` frames go side by
+    following the robot (:func:`follow_camera`); ``target`` [T, 3]: a disc on the floor. ``stills`` frames go side by
     side into ``<out stem>_frames.png``. Returns the file written (see :func:`video_writer`)."""
     import imageio.v2 as imageio
     import mujoco
@@ -385,8 +413,7 @@ def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, wid
     out.parent.mkdir(parents=True, exist_ok=True)
     panes = [(model, qpos)] + ([(robot.model, ref_qpos)] if ref_qpos is not None else [])
     rs = [(m, mujoco.MjData(m), make_renderer(m, robot, height, width)) for m, _ in panes]
-    root = robot.root_body_id
-    look = None
+    look = follow_camera(model, robot, qpos, target)
     picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
     kept = []
     tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
@@ -398,12 +425,7 @@ def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, wid
                 for (m, d, r), (_, q) in zip(rs, panes):
                     d.qpos[:] = q[t]
                     mujoco.mj_forward(m, d)
-                    if look is None or m is model:
-                        aim = np.array([d.xpos[root][0], d.xpos[root][1], 0.4])
-                        if target is not None:  # keep robot, ball and target in view
-                            aim[:2] = 0.5 * (aim[:2] + target[t][:2])
-                        look = aim if look is None else look + 0.2 * (aim - look)
-                    r.update_scene(d, camera=camera(mujoco, look, 3.0 if target is None else 4.5, 120.0, -25.0))
+                    r.update_scene(d, camera=rollout_camera(mujoco, look[t], target))
                     if target is not None and m is model:
                         _add_target(mujoco, r.scene, target[t], target_radius)
                     frames.append(r.render())
@@ -420,6 +442,48 @@ def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, wid
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+def render_rows(model, robot, rows, out_png: Path, stills: int = 5, width: int = 320, height: int = 280,
+                video: Path | None = None, fps: float = 30.0) -> tuple[Path, Path | None]:
+    """A grid of stills: one row per rollout of ``rows`` [N, T, model.nq], ``stills`` frames
+    evenly over time across it, each rollout with its own :func:`follow_camera`, into ``out_png``;
+    with ``video`` also an mp4 of the N rollouts side by side. Returns (png, video written or None)."""
+    import imageio.v2 as imageio
+    import mujoco
+    import numpy as np
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    rows = np.asarray(rows)
+    T = rows.shape[1]
+    looks = [follow_camera(model, robot, q) for q in rows]
+    picks = np.linspace(0, T - 1, stills).astype(int)
+    d, r = mujoco.MjData(model), make_renderer(model, robot, height, width)
+
+    def frame(i, t):
+        d.qpos[:] = rows[i, t]
+        mujoco.mj_forward(model, d)
+        r.update_scene(d, camera=rollout_camera(mujoco, looks[i][t]))
+        return r.render()
+
+    tmp = None
+    try:
+        grid = [np.concatenate([frame(i, t) for t in picks], axis=1) for i in range(len(rows))]
+        imageio.imwrite(out_png, np.concatenate(grid, axis=0))
+        if video is not None:
+            video = Path(video)
+            tmp, w = video_writer(video.with_name(f".{video.stem}.tmp{os.getpid()}{video.suffix}"), fps)
+            video = video.with_suffix(tmp.suffix)
+            with w:
+                for t in range(T):
+                    w.append_data(np.concatenate([frame(i, t) for i in range(len(rows))], axis=1))
+            os.replace(tmp, video)
+    finally:
+        r.close()
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+    return out_png, video
 
 
 def env_rollout(name, overrides=None):

@@ -237,3 +237,117 @@ def test_high_level_steering_over_the_frozen_low_level(low_run, tmp_path):
     with pytest.raises(ConfigError, match="not an ASE one"):
         make_env("k1_ase_steer", {**over, "env.low_level_run": str(other)})
     shutil.rmtree(other)
+
+
+# --------------------------------------------------------------------------- latents of a policy (play --latents)
+@pytest.fixture(scope="module")
+def held_env():
+    from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES
+    env, params, _ = make_env("k1_ase", {"env.num_envs": 4, "env.motion_files": ["motions/k1/walk.npz"],
+                                         "env.latent_dim": 8, **HOLD_LATENT_OVERRIDES})
+    return env, params
+
+
+def test_fixed_latents_are_held_and_give_different_rollouts(held_env):
+    from mjxmimic.ase_eval import evaluate_latents, latent_rollouts
+    env, params = held_env
+    # The hold is the config's: the next redraw is 10^9 s away, so even the episode's last step keeps z.
+    info = env.task_init(None, jax.random.PRNGKey(0), None, None, {"step": jnp.zeros((), jnp.int32)})[2]
+    assert float(info["latent_time"]) >= 1e8
+    last = env.task_step(None, jax.random.PRNGKey(1), None, None, None,
+                         {**info, "step": jnp.int32(env.max_episode_steps)})[4]
+    np.testing.assert_array_equal(last["latent"], info["latent"])
+    # An untrained but seeded policy: a fixed random linear map of the obs (z included).
+    W = jax.random.normal(jax.random.PRNGKey(3), (env.obs_size, env.action_size)) / np.sqrt(env.obs_size)
+
+    def policy(obs):
+        return 0.5 * jnp.tanh(obs @ W)
+
+    z = sample_latent(jax.random.PRNGKey(1), 8, (3,))
+    q, zs, alive, fell = jax.jit(lambda z: latent_rollouts(env, params, policy, jax.random.PRNGKey(0), z, 12))(z)
+    assert q.shape == (3, 13, env.model.nq) and zs.shape == (3, 13, 8)
+    np.testing.assert_array_equal(zs, np.broadcast_to(np.asarray(z)[:, None], zs.shape))   # every obs carries its z
+    assert np.all(alive) and not np.any(fell)
+    q = np.asarray(q)
+    np.testing.assert_array_equal(q[:, 0], np.broadcast_to(env.init_qpos, q[:, 0].shape))   # one start: the default pose
+    joints = q[:, :, np.asarray(env.robot.qpos_idx)]
+    for i, j in ((0, 1), (0, 2), (1, 2)):                      # the latents steer the joints apart
+        assert np.sqrt(np.mean((joints[i] - joints[j]) ** 2)) > 1e-3
+    with pytest.raises(ValueError, match="HOLD_LATENT_OVERRIDES"):   # an env that would redraw z is refused
+        evaluate_latents(ASEEnv(dataclasses.replace(env.cfg, latent_time_min=0.0)), params, policy,
+                         jax.random.PRNGKey(0), 2)
+
+
+def test_latent_metrics_by_hand():
+    from mjxmimic.ase_eval import latent_metrics
+    dt, T, nq = 0.1, 11, 9
+    t = np.arange(T) * dt
+    q = np.zeros((2, T, nq))
+    # latent 0: 1 m/s along x, turning left at 0.5 rad/s, joints at 0; the whole 1 s.
+    q[0, :, 0] = t
+    q[0, :, 3], q[0, :, 6] = np.cos(0.25 * t), np.sin(0.25 * t)          # yaw 0.5 t
+    # latent 1: 2 m/s along y for 0.5 s, then falls (held afterwards); joints at 0.1 and 0.3 rad.
+    q[1, :, 1] = 2.0 * np.minimum(t, 0.5)
+    q[1, :, 3] = 1.0
+    q[1, :, 7:] = (0.1, 0.3)
+    alive = np.ones((2, T), bool)
+    alive[1, 6:] = False
+    m = latent_metrics(q, alive, np.array([False, True]), np.array([7, 8]), dt)
+    a, b = m["latents"]
+    assert a["mean_root_speed"] == pytest.approx(1.0) and a["mean_yaw_rate"] == pytest.approx(0.5)
+    assert a["distance"] == pytest.approx(1.0) and a["duration_s"] == pytest.approx(1.0) and a["fell"] == 0.0
+    assert b["mean_root_speed"] == pytest.approx(2.0) and b["mean_yaw_rate"] == pytest.approx(0.0, abs=1e-12)
+    assert b["distance"] == pytest.approx(1.0) and b["duration_s"] == pytest.approx(0.5) and b["fell"] == 1.0
+    assert m["fall_rate"] == 0.5
+    assert m["diversity_rad"] == pytest.approx(np.sqrt((0.1 ** 2 + 0.3 ** 2) / 2))   # one pair, RMS over joints
+    assert latent_metrics(q[:1], alive[:1], np.array([False]), np.array([7, 8]), dt)["diversity_rad"] is None
+
+
+def test_latent_stills_one_row_per_latent(tmp_path):
+    """view.render_rows in a subprocess (the GL backend is chosen before mujoco is imported)."""
+    import subprocess
+    import sys
+    from mjxmimic import view
+    backend = next((b for b in ("egl", "osmesa") if view.gl_backend_works(b)), None)
+    if backend is None:
+        pytest.skip("no headless OpenGL backend renders here")
+    out = tmp_path / "rows.png"
+    code = ("import numpy as np\nfrom mjxmimic.robots import load_robot\nfrom mjxmimic.view import render_rows\n"
+            "k1 = load_robot('k1')\nq = np.tile(k1.default_qpos, (3, 4, 1)).astype(float)\n"
+            "q[1, :, k1.qpos_idx] += 0.6\n"
+            f"render_rows(k1.model, k1, q, {str(out)!r}, stills=2, width=64, height=48)\n")
+    import os
+    env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend, "JAX_PLATFORMS": "cpu"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import imageio.v2 as imageio
+    img = imageio.imread(out)
+    assert img.shape[:2] == (3 * 48, 2 * 64)                        # 3 latents x 2 stills
+    rows = img.reshape(3, 48, 2 * 64, -1).astype(float)
+    assert np.abs(rows[0] - rows[1]).mean() > 1.0                   # the bent pose's row differs
+
+
+def test_play_latents_refuses_a_non_ase_run(tmp_path, capsys):
+    from mjxmimic import play
+    run = tmp_path / "amp_run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"env": {"name": "amp", "robot": "k1",
+                                                             "motion_file": "motions/k1/walk.npz"}}))
+    assert play.main([str(run), "--latents", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --latents needs an ASE run (env kind 'ase'); {run} is a 'amp' run"]
+
+
+@pytest.mark.slow
+def test_play_latents_on_the_tiny_run(low_run, tmp_path, capsys):
+    from mjxmimic import play
+    out = tmp_path / "lat.json"
+    assert play.main([str(low_run), "--latents", "2", "--no-video", "--json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert len(m["latents"]) == 2 and np.shape(m["z"]) == (2, 16) and m["iteration"] == 2
+    np.testing.assert_allclose(np.linalg.norm(m["z"], axis=1), 1.0, atol=1e-5)
+    for x in m["latents"]:
+        assert x["mean_root_speed"] >= 0 and x["distance"] >= 0 and x["fell"] in (0.0, 1.0)
+    assert m["diversity_rad"] > 0 and m["fall_rate"] == np.mean([x["fell"] for x in m["latents"]])
+    assert "| latent | root speed (m/s)" in capsys.readouterr().out
+    assert not (low_run / "play_latents.png").exists()           # --no-video: the figures only
