@@ -137,3 +137,29 @@ def test_sim_is_a_reserved_profile_name(tmp_path, k1_raw):
     (tmp_path / "robot.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(RobotSpecError, match="'sim' is reserved"):
         load_spec(tmp_path / "robot.yaml")
+
+
+def test_gain_scale_stiffens_the_pd_and_keeps_the_action_range():
+    """env.gain_scale: kp·a and kd·b in the model (what export writes and the firmware then runs),
+    the effort limits and the policy's action range/scale unchanged; bad values: one clear error."""
+    from mjxmimic.envs.registry import ConfigError, make_env
+    for name in ("k1_kick", "k1_walk_deploy"):
+        base, _, _ = make_env(name, {"env.num_envs": 1, "env.profile": "deploy"})
+        stiff, _, _ = make_env(name, {"env.num_envs": 1, "env.profile": "deploy", "env.gain_scale": [2.0, 3.0]})
+        nu = base.robot.num_joints
+        mb, ms = base.model, stiff.model
+        np.testing.assert_allclose(ms.actuator_gainprm[:nu, 0], 2.0 * mb.actuator_gainprm[:nu, 0])
+        np.testing.assert_allclose(ms.actuator_biasprm[:nu, 1], 2.0 * mb.actuator_biasprm[:nu, 1])
+        np.testing.assert_allclose(ms.actuator_biasprm[:nu, 2], 3.0 * mb.actuator_biasprm[:nu, 2])
+        np.testing.assert_array_equal(ms.actuator_forcerange, mb.actuator_forcerange)
+        np.testing.assert_array_equal(stiff.action_low, base.action_low)
+        np.testing.assert_array_equal(stiff.action_high, base.action_high)
+        # The force MuJoCo C applies is the firmware's PD with the scaled gains.
+        d = mujoco.MjData(ms)
+        d.qpos[:] = ms.qpos0
+        j = base.robot.qpos_idx[0]
+        d.ctrl[0] = d.qpos[j] + 0.01
+        mujoco.mj_forward(ms, d)
+        assert d.actuator_force[0] == pytest.approx(2.0 * mb.actuator_gainprm[0, 0] * 0.01, rel=1e-6)
+    with pytest.raises(ConfigError, match="gain_scale"):
+        make_env("k1_kick", {"env.num_envs": 1, "env.gain_scale": [2.0, 0.0]})

@@ -65,7 +65,7 @@ from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.robots import Robot, load_robot, put_model
-from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos
+from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos, scale_gains
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
            "char_obs_size", "fallen", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS",
@@ -109,6 +109,10 @@ class CharConfig:
     # than sim is the one source of the physics timestep and the control rate: it replaces
     # control_freq (and the tracking env's sim_timestep and action_scale_factor).
     profile: str = "sim"
+    # (kp factor, kd factor) on the profile's PD gains, e.g. stiffer gains than the vendor's for a
+    # motion (Booster retunes gains per motion; the SDK sends kp/kd with each command). Action
+    # ranges and scales stay the profile's. None: the profile's gains.
+    gain_scale: Optional[tuple[float, float]] = None
     randomize: RandomizeConfig = RandomizeConfig()   # domain randomisation, all off by default
 
     def __post_init__(self):
@@ -121,6 +125,8 @@ class CharConfig:
             raise ValueError(f"action_center must be one of {ACTION_CENTERS}, got {self.action_center!r}")
         if not isinstance(self.profile, str) or not self.profile:
             raise ValueError(f"profile must be a profile name (sim, deploy, ...), got {self.profile!r}")
+        if self.gain_scale is not None and (len(self.gain_scale) != 2 or min(self.gain_scale) <= 0):
+            raise ValueError(f"gain_scale must be [kp factor, kd factor], both > 0, got {self.gain_scale!r}")
 
 
 @struct.dataclass
@@ -256,6 +262,8 @@ class CharEnv:
         deploy = cfg.profile != PROFILE_SIM
         if deploy:
             self.model = model = apply_profile(self.model, robot, self.profile)
+        if cfg.gain_scale is not None:
+            self.model = model = scale_gains(self.model, m.nu, *map(float, cfg.gain_scale))
         self._mjx_model = None if model is None else put_model(model)
         self.control_dt = 1.0 / (self.profile.control_freq if deploy else cfg.control_freq)
         self.num_substeps = physics.num_substeps(float(self.model.opt.timestep), self.control_dt)

@@ -275,8 +275,8 @@ class TrackingEnv(CharEnv):
         super().__init__(cfg, robot, model)
         r = self.robot
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        kp = self.model.actuator_gainprm[:r.model.nu, 0]
-        tau = self.model.actuator_forcerange[:r.model.nu, 1]
+        # The profile's gains, not the model's: env.gain_scale changes stiffness, not the action range.
+        kp, tau = np.asarray(self.profile.kp), np.asarray(self.profile.effort)
         if np.any(kp <= 0) or np.any(tau <= 0):
             raise ValueError(f"{r.name}: every actuator needs a positive gain and force range for the action scale")
         factor = cfg.action_scale_factor if self.profile.action_scale_factor is None else self.profile.action_scale_factor

@@ -20,7 +20,8 @@ import numpy as np
 
 from mjxmimic.robots.spec import PROFILE_SIM
 
-__all__ = ["Profile", "load_profile", "apply_profile", "profile_default_qpos", "effort_over_kp", "PROFILE_SIM"]
+__all__ = ["Profile", "load_profile", "apply_profile", "scale_gains", "profile_default_qpos", "effort_over_kp",
+           "PROFILE_SIM"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,6 +94,17 @@ def apply_profile(model: mujoco.MjModel, robot, profile: Profile) -> mujoco.MjMo
     m.opt.timestep = profile.sim_timestep
     # Constants MuJoCo derives from the inertia at compile time (dof_invweight0, actuator_acc0, ...).
     mujoco.mj_setConst(m, mujoco.MjData(m))
+    return m
+
+
+def scale_gains(model: mujoco.MjModel, nu: int, kp_factor: float, kd_factor: float) -> mujoco.MjModel:
+    """A copy of ``model`` whose first ``nu`` position actuators have kp·kp_factor and kd·kd_factor
+    (effort limits unchanged). The SDK sends kp/kd with every command, so these are the gains the
+    firmware then runs; export writes them from the model into policy.json."""
+    m = copy.deepcopy(model)
+    m.actuator_gainprm[:nu, 0] *= kp_factor
+    m.actuator_biasprm[:nu, 1] *= kp_factor
+    m.actuator_biasprm[:nu, 2] *= kd_factor
     return m
 
 
