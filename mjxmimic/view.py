@@ -372,7 +372,7 @@ def _add_target(mujoco, scene, pos, radius):
     scene.ngeom += 1
 
 
-def follow_camera(model, robot, qpos, target=None) -> "np.ndarray":
+def follow_camera(model, robot, qpos, target=None):
     """[T, 3] look-at points of play's camera over a rollout ``qpos`` [T, model.nq]: 0.4 m above
     the robot's root (halfway to ``target`` [T, 3] when given, so that ball and target stay in
     view), smoothed (each frame moves a fifth of the way) so that the view does not shake."""
