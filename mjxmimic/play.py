@@ -114,24 +114,10 @@ def main(argv=None) -> int:
 
     import jax
 
-    from mjxmimic.envs.registry import ConfigError
-    from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
-    from mjxmimic.paths import enable_compile_cache
-    enable_compile_cache(jax.default_backend())
-    from mjxmimic.train import build
-
-    try:
-        env, params, agent_cfg, trainer = build(run_dir, overrides=eval_overrides(run_dir, args.perturbed))
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
-                                 best=args.best)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    loaded = _load_policy(run_dir, eval_overrides(run_dir, args.perturbed), args)
+    if loaded is None:
         return 2
-    pp = policy_params(ts)
-
-    def policy_fn(obs):
-        return trainer.policy(pp, obs, deterministic=True)
-
+    env, params, agent_cfg, ts, policy_fn = loaded
     n = min(args.num_envs, args.episodes)
     m = evaluate(env, params, policy_fn, jax.random.PRNGKey(args.seed), n, args.episodes,
                  max_steps=20 * env.max_episode_steps)
@@ -164,6 +150,31 @@ def main(argv=None) -> int:
     return 0
 
 
+def _load_policy(run_dir: Path, overrides: dict, args):
+    """(env, params, agent config, train state, deterministic policy_fn) of the run's checkpoint
+    (``args.step`` / ``args.best``), the env built with ``overrides``; None after printing the error."""
+    import jax
+
+    from mjxmimic.envs.registry import ConfigError
+    from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
+    from mjxmimic.paths import enable_compile_cache
+    enable_compile_cache(jax.default_backend())
+    from mjxmimic.train import build
+    try:
+        env, params, agent_cfg, trainer = build(run_dir, overrides=overrides)
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
+                                 best=args.best)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    pp = policy_params(ts)
+
+    def policy_fn(obs):
+        return trainer.policy(pp, obs, deterministic=True)
+
+    return env, params, agent_cfg, ts, policy_fn
+
+
 def _play_latents(args, run_dir: Path) -> int:
     """``--latents N``: :func:`mjxmimic.ase_eval.evaluate_latents` of the run, its table, JSON and
     stills and mp4 (none with ``--no-video``)."""
@@ -191,20 +202,11 @@ def _play_latents(args, run_dir: Path) -> int:
     import jax
 
     from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
-    from mjxmimic.learning import CheckpointError, policy_params, restore_train_state
-    from mjxmimic.paths import enable_compile_cache
-    enable_compile_cache(jax.default_backend())
-    from mjxmimic.train import build
-    try:
-        env, params, _, trainer = build(run_dir, overrides={**eval_overrides(run_dir), **HOLD_LATENT_OVERRIDES})
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
-                                 best=args.best)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    loaded = _load_policy(run_dir, {**eval_overrides(run_dir), **HOLD_LATENT_OVERRIDES}, args)
+    if loaded is None:
         return 2
-    pp = policy_params(ts)
-    res = evaluate_latents(env, params, lambda obs: trainer.policy(pp, obs, deterministic=True),
-                           jax.random.PRNGKey(args.seed), args.latents)
+    env, params, _, ts, policy_fn = loaded
+    res = evaluate_latents(env, params, policy_fn, jax.random.PRNGKey(args.seed), args.latents)
     print("| latent | root speed (m/s) | yaw rate (rad/s) | distance (m) | duration (s) | fell |\n|---|---|---|---|---|---|")
     for i, m in enumerate(res["latents"]):
         print(f"| {i} | {m['mean_root_speed']:.3f} | {m['mean_yaw_rate']:.3f} | {m['distance']:.2f} | "
