@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    loaded = _load_policy(run_dir, eval_overrides(run_dir, args.perturbed), args)
+    loaded = _load_policy(run_dir, args, perturbed=args.perturbed)
     if loaded is None:
         return 2
     env, params, agent_cfg, ts, policy_fn = loaded
@@ -150,9 +150,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _load_policy(run_dir: Path, overrides: dict, args):
+def _load_policy(run_dir: Path, args, perturbed: bool = False, extra: dict | None = None):
     """(env, params, agent config, train state, deterministic policy_fn) of the run's checkpoint
-    (``args.step`` / ``args.best``), the env built with ``overrides``; None after printing the error."""
+    (``args.step`` / ``args.best``), the env built with :func:`eval_overrides` and ``extra``; None
+    after printing the error (a missing or broken run directory, config or checkpoint)."""
     import jax
 
     from mjxmimic.envs.registry import ConfigError
@@ -161,7 +162,8 @@ def _load_policy(run_dir: Path, overrides: dict, args):
     enable_compile_cache(jax.default_backend())
     from mjxmimic.train import build
     try:
-        env, params, agent_cfg, trainer = build(run_dir, overrides=overrides)
+        env, params, agent_cfg, trainer = build(run_dir, overrides={**eval_overrides(run_dir, perturbed),
+                                                                    **(extra or {})})
         ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
                                  best=args.best)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
@@ -202,7 +204,7 @@ def _play_latents(args, run_dir: Path) -> int:
     import jax
 
     from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
-    loaded = _load_policy(run_dir, {**eval_overrides(run_dir), **HOLD_LATENT_OVERRIDES}, args)
+    loaded = _load_policy(run_dir, args, extra=HOLD_LATENT_OVERRIDES)
     if loaded is None:
         return 2
     env, params, _, ts, policy_fn = loaded
