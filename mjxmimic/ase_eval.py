@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mjxmimic.envs.ase import ASEEnv, sample_latent
+from mjxmimic.math import heading
 
 __all__ = ["HOLD_LATENT_OVERRIDES", "reset_with_latent", "latent_rollouts", "latent_metrics", "evaluate_latents"]
 
@@ -66,21 +67,17 @@ def latent_rollouts(env: ASEEnv, params, policy_fn, key, latents, num_steps: int
     return jax.vmap(one)(latents)
 
 
-def _yaw(quat_wxyz):
-    w, x, y, z = (quat_wxyz[..., i] for i in range(4))
-    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-
-
 def latent_metrics(qpos, alive, fell, joint_idx, dt: float) -> dict:
     """The figures of :func:`latent_rollouts`' output (numpy): ``joint_idx`` the robot's joint
     entries of qpos (its free root is qpos[:7]), ``dt`` the control step (s). Returns
     {"latents": [per-latent dict], "fall_rate", "diversity_rad" (None for one latent)}."""
     qpos, alive, fell = np.asarray(qpos, np.float64), np.asarray(alive), np.asarray(fell)
+    yaws = np.asarray(heading(qpos[:, :, 3:7]), np.float64)   # [N, T], the root's heading
     per = []
-    for q, a, f in zip(qpos, alive, fell):
+    for q, yaw, a, f in zip(qpos, yaws, alive, fell):
         n = int(a.sum())                       # states of the episode (the first included)
         dur = max(n - 1, 1) * dt
-        xy, yaw = q[:n, :2], np.unwrap(_yaw(q[:n, 3:7]))
+        xy, yaw = q[:n, :2], np.unwrap(yaw[:n])
         per.append({"mean_root_speed": float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() / dur),
                     "mean_yaw_rate": float((yaw[-1] - yaw[0]) / dur),
                     "distance": float(np.linalg.norm(xy[-1] - xy[0])),
