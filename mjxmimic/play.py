@@ -101,8 +101,8 @@ def main(argv=None) -> int:
                     help="ASE runs: N fixed latents, one episode each; play_latents.png (and .mp4)")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
-    if args.latents is not None:
-        return _play_latents(args, run_dir)
+    if args.latents is not None and not _latents_run_ok(args, run_dir):
+        return 2
     if not args.no_video:
         from mjxmimic.view import select_gl_backend
         backend = select_gl_backend()
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
             args.no_video = True
     from mjxmimic.quiet import import_mjx
     import_mjx()  # after MUJOCO_GL is chosen, before anything imports MJX: no warp-probe lines
+    if args.latents is not None:
+        return _play_latents(args, run_dir)
 
     import jax
 
@@ -177,30 +179,26 @@ def _load_policy(run_dir: Path, args, perturbed: bool = False, extra: dict | Non
     return env, params, agent_cfg, ts, policy_fn
 
 
-def _play_latents(args, run_dir: Path) -> int:
-    """``--latents N``: :func:`mjxmimic.ase_eval.evaluate_latents` of the run, its table, JSON and
-    stills and mp4 (none with ``--no-video``)."""
+def _latents_run_ok(args, run_dir: Path) -> bool:
+    """``--latents N`` needs N >= 1 and an ASE run; False after printing why not."""
     from mjxmimic.envs.registry import ConfigError, load_config
     if args.latents < 1:
         print(f"error: --latents needs at least 1 latent, got {args.latents}", file=sys.stderr)
-        return 2
+        return False
     try:
         kind = load_config(run_dir / "config.yaml")["kind"]
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return False
     if kind != "ase":
         print(f"error: --latents needs an ASE run (env kind 'ase'); {run_dir} is a '{kind}' run", file=sys.stderr)
-        return 2
-    render = not args.no_video
-    if render:
-        from mjxmimic.view import select_gl_backend
-        render = select_gl_backend() is not None
-    if not render and not args.no_video:
-        print("warning: no OpenGL backend (egl/osmesa) works here; skipping the stills and the video", file=sys.stderr)
-    from mjxmimic.quiet import import_mjx
-    import_mjx()
+        return False
+    return True
 
+
+def _play_latents(args, run_dir: Path) -> int:
+    """``--latents N``: :func:`mjxmimic.ase_eval.evaluate_latents` of the run, its table, JSON and
+    stills and mp4 (none with ``--no-video`` or without a working OpenGL backend)."""
     import jax
 
     from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
@@ -220,7 +218,7 @@ def _play_latents(args, run_dir: Path) -> int:
         out = {k: res[k] for k in ("latents", "fall_rate", "diversity_rad")}
         out.update(iteration=int(ts.iteration), seed=args.seed, z=res["z"].tolist())
         Path(args.json).write_text(json.dumps(out, indent=1))
-    if render:
+    if not args.no_video:
         from mjxmimic.view import render_rows
         png, mp4 = render_rows(env.model, env.robot, res["qpos"], run_dir / "play_latents.png",
                                video=run_dir / "play_latents.mp4",
