@@ -37,8 +37,8 @@ import warnings
 from pathlib import Path
 
 __all__ = ["select_gl_backend", "gl_backend_works", "clip_qpos", "camera", "make_renderer", "MeshRenderer",
-           "video_writer", "default_out", "render_video", "follow_camera", "rollout_camera", "render_rollout",
-           "render_rows", "view_interactive",
+           "video_writer", "write_video", "default_out", "render_video", "follow_camera", "rollout_camera",
+           "render_rollout", "render_rows", "view_interactive",
            "env_rollout", "main"]
 
 _PROBE = ("import mujoco\n"
@@ -321,6 +321,25 @@ def default_out(clip, suffix: str = ".mp4") -> Path:
     return default_runs_dir() / "view" / (clip.stem + suffix)
 
 
+def write_video(out, fps: float, frames) -> Path:
+    """Write the RGB frames of the iterable ``frames`` through :func:`video_writer` (an mp4 at
+    ``out``, else a GIF beside it) into a temporary file first, so that an interrupted or failed
+    render leaves no half video. Returns the file written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
+    try:
+        with w:
+            for frame in frames:
+                w.append_data(frame)
+        out = out.with_suffix(tmp.suffix)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
 def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height: int = 480, loops: int = 1,
                  distance: float | None = None, meshes=None) -> tuple[Path, int]:
     """Render clips in sequence to an mp4 (a GIF where no encoder exists; see :func:`video_writer`).
@@ -335,28 +354,26 @@ def render_video(clips, robot, out, fps: float = 30.0, width: int = 640, height:
     m = robot.model
     d = mujoco.MjData(m)
     renderer = make_renderer(m, robot, height, width, meshes)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
-    out = out.with_suffix(tmp.suffix)
     n = 0
+
+    def frames():
+        nonlocal n
+        look = None
+        for _, qpos in seq:
+            for q in qpos:
+                d.qpos[:] = q
+                mujoco.mj_forward(m, d)
+                root = d.xpos[robot.root_body_id].copy()
+                target = np.array([root[0], root[1], max(root[2] * 0.7, 0.3)])
+                look = target if look is None else look + 0.2 * (target - look)  # smooth follow
+                renderer.update_scene(d, camera=camera(mujoco, look, distance))
+                yield renderer.render()
+                n += 1
+
     try:
-        with w:
-            look = None
-            for _, qpos in seq:
-                for q in qpos:
-                    d.qpos[:] = q
-                    mujoco.mj_forward(m, d)
-                    root = d.xpos[robot.root_body_id].copy()
-                    target = np.array([root[0], root[1], max(root[2] * 0.7, 0.3)])
-                    look = target if look is None else look + 0.2 * (target - look)  # smooth follow
-                    renderer.update_scene(d, camera=camera(mujoco, look, distance))
-                    w.append_data(renderer.render())
-                    n += 1
-        os.replace(tmp, out)
+        out = write_video(out, fps, frames())
     finally:
         renderer.close()
-        if tmp.exists():
-            tmp.unlink()
     return out, n
 
 
@@ -409,38 +426,34 @@ def render_rollout(model, robot, qpos, out: Path, fps: float, ref_qpos=None, wid
     import mujoco
     import numpy as np
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     panes = [(model, qpos)] + ([(robot.model, ref_qpos)] if ref_qpos is not None else [])
     rs = [(m, mujoco.MjData(m), make_renderer(m, robot, height, width)) for m, _ in panes]
     look = follow_camera(model, robot, qpos, target)
     picks = set(np.linspace(0, len(qpos) - 1, stills).astype(int).tolist()) if stills else set()
     kept = []
-    tmp, w = video_writer(out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}"), fps)
-    out = out.with_suffix(tmp.suffix)
+
+    def frames():
+        for t in range(len(qpos)):
+            panels = []
+            for (m, d, r), (_, q) in zip(rs, panes):
+                d.qpos[:] = q[t]
+                mujoco.mj_forward(m, d)
+                r.update_scene(d, camera=rollout_camera(mujoco, look[t], target))
+                if target is not None and m is model:
+                    _add_target(mujoco, r.scene, target[t], target_radius)
+                panels.append(r.render())
+            frame = np.concatenate(panels, axis=1)
+            if t in picks:
+                kept.append(frame)
+            yield frame
+
     try:
-        with w:
-            for t in range(len(qpos)):
-                frames = []
-                for (m, d, r), (_, q) in zip(rs, panes):
-                    d.qpos[:] = q[t]
-                    mujoco.mj_forward(m, d)
-                    r.update_scene(d, camera=rollout_camera(mujoco, look[t], target))
-                    if target is not None and m is model:
-                        _add_target(mujoco, r.scene, target[t], target_radius)
-                    frames.append(r.render())
-                frame = np.concatenate(frames, axis=1)
-                w.append_data(frame)
-                if t in picks:
-                    kept.append(frame)
-        os.replace(tmp, out)
+        out = write_video(out, fps, frames())
         if kept:
             imageio.imwrite(out.with_name(out.stem + "_frames.png"), np.concatenate(kept, axis=0))
     finally:
         for _, _, r in rs:
             r.close()
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 
@@ -467,22 +480,14 @@ def render_rows(model, robot, rows, out_png: Path, stills: int = 5, width: int =
         r.update_scene(d, camera=rollout_camera(mujoco, looks[i][t]))
         return r.render()
 
-    tmp = None
     try:
         grid = [np.concatenate([frame(i, t) for t in picks], axis=1) for i in range(len(rows))]
         imageio.imwrite(out_png, np.concatenate(grid, axis=0))
         if video is not None:
-            video = Path(video)
-            tmp, w = video_writer(video.with_name(f".{video.stem}.tmp{os.getpid()}{video.suffix}"), fps)
-            video = video.with_suffix(tmp.suffix)
-            with w:
-                for t in range(T):
-                    w.append_data(np.concatenate([frame(i, t) for i in range(len(rows))], axis=1))
-            os.replace(tmp, video)
+            video = write_video(video, fps, (np.concatenate([frame(i, t) for i in range(len(rows))], axis=1)
+                                             for t in range(T)))
     finally:
         r.close()
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     return out_png, video
 
 
