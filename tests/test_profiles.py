@@ -163,3 +163,24 @@ def test_gain_scale_stiffens_the_pd_and_keeps_the_action_range():
         assert d.actuator_force[0] == pytest.approx(2.0 * mb.actuator_gainprm[0, 0] * 0.01, rel=1e-6)
     with pytest.raises(ConfigError, match="gain_scale"):
         make_env("k1_kick", {"env.num_envs": 1, "env.gain_scale": [2.0, 0.0]})
+
+
+def test_effort_scale_scales_only_the_force_limits():
+    """env.effort_scale (a what-if for clip feasibility): forcerange·f, gains and action range unchanged;
+    MuJoCo C then clamps the PD force at the scaled limit."""
+    from mjxmimic.envs.registry import ConfigError, make_env
+    base, _, _ = make_env("k1_track", {"env.num_envs": 1})
+    strong, _, _ = make_env("k1_track", {"env.num_envs": 1, "env.effort_scale": 2.0})
+    nu = base.robot.num_joints
+    mb, ms = base.model, strong.model
+    np.testing.assert_allclose(ms.actuator_forcerange[:nu], 2.0 * mb.actuator_forcerange[:nu])
+    np.testing.assert_array_equal(ms.actuator_gainprm, mb.actuator_gainprm)
+    np.testing.assert_array_equal(ms.actuator_biasprm, mb.actuator_biasprm)
+    np.testing.assert_array_equal(strong.action_scale, base.action_scale)
+    d = mujoco.MjData(ms)
+    d.qpos[:] = ms.qpos0
+    d.ctrl[0] = d.qpos[base.robot.qpos_idx[0]] + 10.0          # a target far beyond the limit
+    mujoco.mj_forward(ms, d)
+    assert d.actuator_force[0] == pytest.approx(ms.actuator_forcerange[0, 1])
+    with pytest.raises(ConfigError, match="effort_scale"):
+        make_env("k1_track", {"env.num_envs": 1, "env.effort_scale": 0.0})

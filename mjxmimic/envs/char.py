@@ -65,7 +65,8 @@ from mjxmimic.envs.core import EnvState, select_tree
 from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.robots import Robot, load_robot, put_model
-from mjxmimic.robots.profiles import PROFILE_SIM, apply_profile, load_profile, profile_default_qpos, scale_gains
+from mjxmimic.robots.profiles import (PROFILE_SIM, apply_profile, load_profile, profile_default_qpos,
+                                     scale_effort, scale_gains)
 
 __all__ = ["CharConfig", "CharParams", "CharEnv", "action_bounds", "joint_rotations", "compute_char_obs",
            "char_obs_size", "fallen", "auto_reset", "local_body_pos", "heading_local", "TERM_METRICS",
@@ -113,6 +114,9 @@ class CharConfig:
     # motion (Booster retunes gains per motion; the SDK sends kp/kd with each command). Action
     # ranges and scales stay the profile's. None: the profile's gains.
     gain_scale: Optional[tuple[float, float]] = None
+    # Factor on every actuator's effort limit: a what-if for diagnosing a clip ("does this motion
+    # need more torque than the robot has?"), not a deploy setting (export writes the scaled limits).
+    effort_scale: float = 1.0
     randomize: RandomizeConfig = RandomizeConfig()   # domain randomisation, all off by default
 
     def __post_init__(self):
@@ -127,6 +131,8 @@ class CharConfig:
             raise ValueError(f"profile must be a profile name (sim, deploy, ...), got {self.profile!r}")
         if self.gain_scale is not None and (len(self.gain_scale) != 2 or min(self.gain_scale) <= 0):
             raise ValueError(f"gain_scale must be [kp factor, kd factor], both > 0, got {self.gain_scale!r}")
+        if not self.effort_scale > 0:
+            raise ValueError(f"effort_scale must be > 0, got {self.effort_scale!r}")
 
 
 @struct.dataclass
@@ -264,6 +270,8 @@ class CharEnv:
             self.model = model = apply_profile(self.model, robot, self.profile)
         if cfg.gain_scale is not None:
             self.model = model = scale_gains(self.model, m.nu, *map(float, cfg.gain_scale))
+        if cfg.effort_scale != 1.0:
+            self.model = model = scale_effort(self.model, m.nu, float(cfg.effort_scale))
         self._mjx_model = None if model is None else put_model(model)
         self.control_dt = 1.0 / (self.profile.control_freq if deploy else cfg.control_freq)
         self.num_substeps = physics.num_substeps(float(self.model.opt.timestep), self.control_dt)

@@ -20,7 +20,7 @@ import numpy as np
 
 from mjxmimic.robots.spec import PROFILE_SIM
 
-__all__ = ["Profile", "load_profile", "apply_profile", "scale_gains", "profile_default_qpos", "effort_over_kp",
+__all__ = ["Profile", "load_profile", "apply_profile", "scale_gains", "scale_effort", "profile_default_qpos", "effort_over_kp",
            "PROFILE_SIM"]
 
 
@@ -105,6 +105,13 @@ def scale_gains(model: mujoco.MjModel, nu: int, kp_factor: float, kd_factor: flo
     m.actuator_gainprm[:nu, 0] *= kp_factor
     m.actuator_biasprm[:nu, 1] *= kp_factor
     m.actuator_biasprm[:nu, 2] *= kd_factor
+    return m
+
+
+def scale_effort(model: mujoco.MjModel, nu: int, factor: float) -> mujoco.MjModel:
+    """A copy of ``model`` whose first ``nu`` actuators have their force limits times ``factor``."""
+    m = copy.deepcopy(model)
+    m.actuator_forcerange[:nu] *= factor
     return m
 
 
