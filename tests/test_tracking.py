@@ -13,9 +13,9 @@ import pytest
 
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
-from mjxmimic.envs.tracking import (EVAL_OVERRIDES, REWARD_TERMS, TrackingConfig, TrackingEnv, action_rate_penalty,
-                                    bin_weights, compute_terminations, ema_counts, exp_reward, joint_limit_penalty,
-                                    make_bins, relative_targets, rot6d)
+from mjxmimic.envs.tracking import (EVAL_OVERRIDES, FAIL_CAUSES, REWARD_TERMS, TrackingConfig, TrackingEnv,
+                                    action_rate_penalty, bin_weights, compute_terminations, ema_counts, exp_reward,
+                                    joint_limit_penalty, make_bins, relative_targets, rot6d)
 from mjxmimic.motions.io import load_clip
 from mjxmimic.motions.lib import build_motion_lib, sample
 
@@ -249,6 +249,14 @@ def test_real_clip_on_reference_and_clip_end(walk_env):
     s1 = step(params, s, zero)
     rmax = float(jnp.sum(params.reward_w[:7])) * env.control_dt
     assert not np.any(np.asarray(s1.done))
+    for k in FAIL_CAUSES:
+        np.testing.assert_array_equal(s1.metrics[f"fail_{k}"], 0.0)
+    # A threshold no end effector can meet fires that termination alone, and the metric says which.
+    sf = step(params.replace(term_ee_height=jnp.float32(-1.0)), s, zero)
+    assert np.all(np.asarray(sf.done)) and not np.any(np.asarray(sf.truncated))
+    np.testing.assert_array_equal(sf.metrics["fail_ee_height"], 1.0)
+    np.testing.assert_array_equal(sf.metrics["fail_anchor_height"], 0.0)
+    np.testing.assert_array_equal(sf.metrics["fail_gravity"], 0.0)
     # The joint-angle term (weight 0 by default) adds w·f·dt when weighted; f = exp(−mean Δq²/σ²)
     # is at most exp(−(mean |Δq|)²/σ²) (Jensen), with mean |Δq| the joint_pos_err metric.
     assert float(params.reward_w[REWARD_TERMS.index("joint_pos")]) == 0.0

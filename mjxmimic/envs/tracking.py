@@ -51,7 +51,7 @@ from mjxmimic.robots.profiles import PROFILE_SIM, effort_over_kp
 
 __all__ = ["TrackingConfig", "TrackingParams", "TrackingEnv", "REWARD_TERMS", "EVAL_OVERRIDES", "OBS_NOISE",
            "relative_targets", "rot6d", "quat_from_euler_xyz", "exp_reward", "action_rate_penalty",
-           "joint_limit_penalty", "compute_terminations", "bin_weights", "ema_counts", "make_bins",
+           "joint_limit_penalty", "compute_terminations", "FAIL_CAUSES", "bin_weights", "ema_counts", "make_bins",
            "make_tracking_env"]
 
 REWARD_TERMS = ("anchor_pos", "anchor_ori", "body_pos", "body_ori", "body_lin_vel", "body_ang_vel",
@@ -192,6 +192,9 @@ def joint_limit_penalty(joint_pos, soft_low, soft_high):
     return jnp.sum(jnp.maximum(soft_low - joint_pos, 0.0) + jnp.maximum(joint_pos - soft_high, 0.0), axis=-1)
 
 
+FAIL_CAUSES = ("anchor_height", "gravity", "ee_height")   # the order of compute_terminations' flags
+
+
 def compute_terminations(anchor_z, ref_anchor_z, anchor_rot, ref_anchor_rot, ee_z, ee_target_z,
                          max_height, max_gravity, max_ee_height):
     """(anchor height, gravity tilt, end-effector height) failure flags."""
@@ -256,7 +259,9 @@ class TrackingEnv(CharEnv):
     Metrics: ``r_<term>`` (the unweighted f of each reward term), deepmimic's
     :data:`~mjxmimic.envs.deepmimic.TRACKING_METRICS` over the tracked bodies (key bodies =
     end effectors; root-relative), the anchor-relative ``rel_body_pos_err`` (mean ‖p*−p‖),
-    ``anchor_pos_err``/``anchor_rot_err`` (world) and ``ee_height_err`` (max |z*−z|).
+    ``anchor_pos_err``/``anchor_rot_err`` (world), ``ee_height_err`` (max |z*−z|) and
+    ``fail_<cause>`` for each termination of :data:`FAIL_CAUSES` (1 on a step where it fires; several
+    may fire together), so ``play``'s ``end/fail_ee_height`` is the share of episodes it ended.
 
     "Undesired contacts": our robot models collide only the feet with the floor, so this
     counts the bodies other than ``ee_bodies`` with a collision geom lower than
@@ -551,7 +556,8 @@ class TrackingEnv(CharEnv):
         metrics.update(anchor_pos_err=jnp.linalg.norm(r_pos - a_pos),
                        anchor_rot_err=rmath.quat_diff_angle(a_rot, r_rot),
                        rel_body_pos_err=jnp.mean(jnp.linalg.norm(p_t - bp, axis=-1)),
-                       ee_height_err=jnp.max(jnp.abs(ee_t - data.xpos[self.ee_ids, 2])))
+                       ee_height_err=jnp.max(jnp.abs(ee_t - data.xpos[self.ee_ids, 2])),
+                       **{f"fail_{k}": f.astype(jnp.float32) for k, f in zip(FAIL_CAUSES, fails)})
         return obs, reward, failed, succeeded, metrics
 
 
