@@ -43,13 +43,16 @@ def load_run(run_dir: Path, best: bool = False, step=None):
 
 
 def actor_obs_layout(env) -> list[dict]:
-    """``env.actor_obs_layout()`` as plain dicts (name, size, noise), checked against the actor's size."""
+    """``env.actor_obs_layout()`` (one frame) as plain dicts (name, size, noise), checked against the
+    actor's size: ``history`` frames of it."""
     from mjxmimic.learning.ppo import actor_obs_size
     size = actor_obs_size(env)
     layout = [{"name": str(t["name"]), "size": int(t["size"]), "noise": float(t.get("noise", 0.0))}
               for t in env.actor_obs_layout()]
-    if sum(t["size"] for t in layout) != size:
-        raise ValueError(f"observation layout sizes {[t['size'] for t in layout]} do not sum to the actor's {size}")
+    H = int(env.cfg.obs_history)
+    if H * sum(t["size"] for t in layout) != size:
+        raise ValueError(f"observation layout sizes {[t['size'] for t in layout]} x {H} frames do not sum to the "
+                         f"actor's {size}")
     return layout
 
 
@@ -134,7 +137,8 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
         "effort": m.actuator_forcerange[:nu, 1].astype(np.float32), "armature": m.dof_armature[r.qvel_idx].astype(np.float32),
         "action": action, "control_freq": float(1.0 / env.control_dt), "sim_timestep": float(m.opt.timestep),
         "episode_length": float(env.cfg.episode_length), "max_episode_steps": int(env.max_episode_steps),
-        "observation": {"size": actor_obs_size(env), "layout": layout,
+        # size: the ONNX input, history frames of the layout, newest first.
+        "observation": {"size": actor_obs_size(env), "layout": layout, "history": int(env.cfg.obs_history),
                         "normalizer": "inside policy.onnx: clip((obs - mean) / std, -obs_clip, obs_clip)",
                         "obs_clip": float(agent_cfg.obs_clip)},
         "onnx": {"file": "policy.onnx", "input": ONNX_INPUT, "output": ONNX_OUTPUT, "opset": ONNX_OPSET},

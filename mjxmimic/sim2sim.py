@@ -46,7 +46,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 __all__ = ["PRIVILEGED_TERMS", "TASKS", "Recording", "load_policy", "sim_model", "torque_model", "read_sensors",
-           "read_kick_inputs", "make_observation_fn", "observed_action", "policy_action", "run_episodes", "main"]
+           "read_kick_inputs", "make_observation_fn", "observed_action", "history", "ObsStack", "policy_action",
+           "run_episodes", "main"]
 
 # Terms of the tracking env's "full" set that come from the simulator's world state.
 PRIVILEGED_TERMS = ("anchor_pos", "base_lin_vel")
@@ -195,6 +196,7 @@ def make_observation_fn(meta: dict):
 
     clips = ref["clips"] if ref else []
     span = 1 + int(fut.max(initial=0))
+    frame_size = meta["observation"]["size"] // history(meta)
 
     def obs(sensors, clip, step: int, last_action):
         r = {}
@@ -203,8 +205,8 @@ def make_observation_fn(meta: dict):
             k = min(step, len(c["joint_pos"]) - span)
             r = {n: c[n][k:k + span] for n in ("joint_pos", "joint_vel", "anchor_pos", "anchor_rot")}
         out = np.asarray(build(sensors, r, np.asarray(last_action, np.float32)))
-        if out.shape != (meta["observation"]["size"],):
-            raise ValueError(f"built an observation of {out.shape}, policy.json says {meta['observation']['size']}")
+        if out.shape != (frame_size,):
+            raise ValueError(f"built an observation frame of {out.shape}, policy.json says {frame_size}")
         return out
     return obs
 
@@ -253,15 +255,38 @@ class _Servos:
         mujoco.mj_kinematics(self.model, d)
 
 
+def history(meta: dict) -> int:
+    """Observation frames the policy reads (policy.json ``observation.history``; 1 before it existed)."""
+    return int(meta["observation"].get("history", 1))
+
+
+class ObsStack:
+    """The actor input of a policy trained with ``obs_history`` H: its last H (noisy) frames,
+    newest first; an episode starts with its first frame repeated, as the env's reset does."""
+
+    def __init__(self, frames: int):
+        self.n, self.frames = int(frames), None
+
+    def reset(self):
+        self.frames = None
+
+    def __call__(self, frame):
+        self.frames = [frame] * self.n if self.frames is None else [frame] + self.frames[:-1]
+        return np.concatenate(self.frames)
+
+
 def _obs_noise(meta: dict, obs_noise: float) -> np.ndarray:
     layout = meta["observation"]["layout"]
     return np.concatenate([np.full(t["size"], t["noise"], np.float32) for t in layout]) * obs_noise
 
 
-def policy_action(session, meta: dict, obs, noise, rng):
-    """The ONNX policy's action for one observation, with uniform ±``noise`` added as the robot's
-    sensors would (``noise`` per observation number, zero for none)."""
+def policy_action(session, meta: dict, obs, noise, rng, stack: Optional[ObsStack] = None):
+    """The ONNX policy's action for one observation frame, with uniform ±``noise`` added as the
+    robot's sensors would (``noise`` per observation number, zero for none); ``stack`` keeps the
+    frames of a policy with an observation history."""
     o = obs + noise * rng.uniform(-1.0, 1.0, noise.shape).astype(np.float32)
+    if stack is not None:
+        o = stack(o)
     io = meta["onnx"]
     return session.run([io["output"]], {io["input"]: o[None].astype(np.float32)})[0][0]
 
@@ -294,6 +319,7 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
     term = ref["termination"]
     obs_fn = make_observation_fn(meta)
     noise = _obs_noise(meta, obs_noise)
+    stack = ObsStack(history(meta))
     priv = [t["name"] for t in meta["observation"]["layout"] if t["name"] in PRIVILEGED_TERMS]
     if priv:
         print(f"warning: the policy reads {priv}, which the robot does not measure; sim2sim takes them from the "
@@ -312,12 +338,13 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
         mujoco.mj_forward(model, data)
         a = np.zeros(J, np.float32)
         servos.reset()
+        stack.reset()
         qs = [data.qpos.copy()] if record and ep == 0 else None
         end = max_steps if c["end_step"] is None else min(max_steps, int(c["end_step"]))
         failed, k = False, 0
         while k < end:
             s = read_sensors(robot, data, anchor)
-            a = policy_action(session, meta, obs_fn(s, ci, k, observed_action(meta["action"], a)), noise, rng)
+            a = policy_action(session, meta, obs_fn(s, ci, k, observed_action(meta["action"], a)), noise, rng, stack)
             servos.command(a)
             k += 1
             if qs is not None:
@@ -384,6 +411,7 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
     place = jax.jit(place_ball_and_target)
     obs_fn = make_observation_fn(meta)
     noise = _obs_noise(meta, obs_noise)
+    stack = ObsStack(history(meta))
     max_steps = int(meta["max_episode_steps"]) if seconds is None else int(round(seconds / control_dt))
     rng = np.random.default_rng(seed)
     J, nq = len(robot.joint_names), robot.model.nq
@@ -405,11 +433,12 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
         mujoco.mj_forward(model, data)
         a = np.zeros(J, np.float32)
         servos.reset()
+        stack.reset()
         qs = [data.qpos.copy()] if record and ep == 0 else None
         k, how, d_bt = 0, "term_timeout", float("nan")
         while k < max_steps:
             s = {**read_sensors(robot, data), **read_kick_inputs(scene, data, tar_pos)}
-            a = policy_action(session, meta, obs_fn(s, None, k, observed_action(meta["action"], a)), noise, rng)
+            a = policy_action(session, meta, obs_fn(s, None, k, observed_action(meta["action"], a)), noise, rng, stack)
             servos.command(a)
             k += 1
             if qs is not None:

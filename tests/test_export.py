@@ -56,7 +56,7 @@ def test_policy_json_round_trips(run):
                                rtol=1e-6)
     assert meta["action"]["mode"] == "default_plus_scale" and meta["control_freq"] == pytest.approx(50.0)
     lay = meta["observation"]["layout"]
-    assert sum(t["size"] for t in lay) == meta["observation"]["size"]
+    assert sum(t["size"] for t in lay) == meta["observation"]["size"] and meta["observation"]["history"] == 1
     # the same numbers as the exporter computes them, after the JSON trip
     again = export.policy_metadata(env, params, agent_cfg, export.actor_obs_layout(env), 1)
     np.testing.assert_array_equal(again["reference"]["clips"][0]["joint_pos"],

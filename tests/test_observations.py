@@ -259,3 +259,46 @@ def test_amp_learner_reads_actor_obs_size_and_steps_keep_the_action():
     live = ~np.asarray(st.done)
     np.testing.assert_allclose(np.asarray(st.info["last_action"])[live], np.clip(a, -1, 1)[live], atol=1e-5)
     assert np.all(np.asarray(st.info["noise_key"]) != np.asarray(ts.env_state.info["noise_key"]))
+
+
+# ------------------------------------------------------------------------------ history
+def test_obs_history_needs_an_actor_critic_split():
+    for name, over, msg in (("k1_walk", {}, "DeepMimicEnv: obs_history is not implemented"),
+                            ("k1_kick", {}, "KickEnv: obs_history needs an actor/critic split"),
+                            ("k1_ase", {"env.observation": "robot"}, "ASE envs do not support obs_history"),
+                            ("k1_track", {"env.obs_history": 0}, "obs_history must be an integer >= 1")):
+        with pytest.raises(ConfigError, match=msg):
+            make_env(name, {"env.num_envs": 1, "env.obs_history": 2, **over})
+
+
+def test_obs_history_stacks_frames_newest_first_and_restarts_with_the_episode():
+    """obs = [a_t, a_t-1, a_t-2 | the one-frame env's rest]; a new episode repeats its first frame;
+    the terminal obs continues the old history; sim2sim's ObsStack stacks the same way."""
+    from mjxmimic import export, sim2sim
+    env, params, _ = make_env("k1_track", {"env.num_envs": 1, "env.obs_history": 3})
+    one, params1, _ = make_env("k1_track", {"env.num_envs": 1})
+    F = one.actor_obs_size
+    assert env.frame_obs_size == F and actor_obs_size(env) == 3 * F and env.obs_size == one.obs_size + 2 * F
+    assert export.actor_obs_layout(env) == export.actor_obs_layout(one)          # one frame's layout
+    key = jax.random.PRNGKey(3)
+    s0, o1 = jax.jit(env.reset)(params, key), jax.jit(one.reset)(params1, key).obs
+    np.testing.assert_array_equal(s0.obs[:3 * F], np.tile(np.asarray(o1[:F]), 3))
+    np.testing.assert_array_equal(s0.obs[3 * F:], o1[F:])                        # the critic's part unchanged
+    step = jax.jit(env.step)
+    a = jnp.asarray(env.default_joint_pos)
+    s1 = step(params, s0, a)
+    s2 = step(params, s1, a)
+    f = [np.asarray(s.obs[:F]) for s in (s0, s1, s2)]
+    assert not np.allclose(f[1], f[2])
+    np.testing.assert_array_equal(s2.obs[:3 * F], np.concatenate([f[2], f[1], f[0]]))
+    stack = sim2sim.ObsStack(3)
+    for x in f:
+        out = stack(x)
+    np.testing.assert_array_equal(out, s2.obs[:3 * F])
+    sf = step(params.replace(term_ee_height=jnp.float32(-1.0)), s2, a)          # every end effector "fails"
+    assert bool(sf.done) and not bool(sf.truncated)
+    np.testing.assert_array_equal(sf.terminal_obs[F:3 * F], s2.obs[:2 * F])
+    np.testing.assert_array_equal(sf.obs[:3 * F], np.tile(np.asarray(sf.obs[:F]), 3))
+    np.testing.assert_array_equal(np.asarray(sf.info["obs_history"]).reshape(-1), sf.obs[:3 * F])
+    stack.reset()
+    np.testing.assert_array_equal(stack(f[0]), np.tile(f[0], 3))

@@ -206,6 +206,7 @@ class AMPEnv(CharEnv):
             object.__setattr__(self, "obs_size", self.actor_obs_size + full_size)
         else:
             object.__setattr__(self, "obs_size", full_size)
+        self.stack_obs_history()
 
     # ---- observation sets -------------------------------------------------------------
     def actor_obs_layout(self) -> list[dict]:

@@ -66,6 +66,8 @@ class ASEEnv(AMPEnv):
     """AMP env whose task obs is the latent z (``latent_size`` numbers, the last ones of obs)."""
 
     def __init__(self, cfg: ASEEnvConfig, robot=None, model=None):
+        if cfg.obs_history > 1:   # the latent's place in the obs (latent/with_latent) assumes one frame
+            raise ValueError("ASE envs do not support obs_history > 1")
         self.task_obs_size = int(cfg.latent_dim)   # before the AMP env sizes its obs
         self.latent_size = int(cfg.latent_dim)
         super().__init__(cfg, robot, model)

@@ -39,6 +39,8 @@ character env; subclasses override hooks, never reset/step:
     :meth:`~CharEnv.physics_step` (a step's physics; default: PD targets from the action);
   * :meth:`~CharEnv.actor_obs_layout` (the named actor obs terms; ``observation: robot`` only
     where ``robot_obs`` is True);
+  * :meth:`~CharEnv.stack_obs_history` at the end of ``__init__`` of an env with an actor/critic
+    split, once it has sized one observation frame (``cfg.obs_history``);
   * ``terminal_info_keys`` (keys of ``info`` that keep their *pre-reset* value on the
     returned state, e.g. AMP's ``disc_obs``) and ``success_bootstrap``.
 
@@ -92,6 +94,9 @@ class CharConfig:
     global_obs: bool = False
     root_height_obs: bool = True
     observation: str = "full"           # full | robot (mjxmimic.envs.observations)
+    # The actor sees its last obs_history observation frames, newest first (obs = [a_t, a_{t-1}, ...,
+    # a_{t-H+1} | critic part]); envs with an actor/critic split only (observation: robot, tracking).
+    obs_history: int = 1
     zero_center_action: bool = False
     # Centre of the action bounds: "mimickit" (0 with zero_center_action, else the joint range's
     # middle) or "default_pose" (the profile's standing pose, so a zero action stands: on K1 a
@@ -131,6 +136,8 @@ class CharConfig:
             raise ValueError(f"profile must be a profile name (sim, deploy, ...), got {self.profile!r}")
         if self.gain_scale is not None and (len(self.gain_scale) != 2 or min(self.gain_scale) <= 0):
             raise ValueError(f"gain_scale must be [kp factor, kd factor], both > 0, got {self.gain_scale!r}")
+        if not isinstance(self.obs_history, int) or self.obs_history < 1:
+            raise ValueError(f"obs_history must be an integer >= 1, got {self.obs_history!r}")
         if not self.effort_scale > 0:
             raise ValueError(f"effort_scale must be > 0, got {self.effort_scale!r}")
 
@@ -309,6 +316,9 @@ class CharEnv:
         if cfg.observation != "full" and not self.robot_obs:
             raise ValueError(f"{type(self).__name__}: observation {cfg.observation!r} is not implemented "
                              "(only the tracking and AMP envs have a robot set)")
+        if cfg.obs_history > 1 and not self.robot_obs:
+            raise ValueError(f"{type(self).__name__}: obs_history is not implemented (only the tracking and AMP "
+                             "envs split actor and critic)")
         # Domain randomisation: None when off (then reset/step are exactly the plain env's).
         self.dr_layout = (randomize.make_layout(cfg.randomize, robot, self.model, self.num_substeps, self.control_dt)
                           if cfg.randomize.active else None)
@@ -350,8 +360,42 @@ class CharEnv:
         return layout(names + (["key_body_pos"] if K else []), sizes, {})
 
     def actor_obs_layout(self) -> list[dict]:
-        """One ``{"name", "size", "noise"}`` per actor obs term, in order (observations.py)."""
+        """One ``{"name", "size", "noise"}`` per actor obs term of one frame, in order (observations.py)."""
         return self.char_obs_layout()
+
+    # ---- observation history ------------------------------------------------------------
+    # With cfg.obs_history H > 1 the actor's part of the obs holds its last H frames, newest first:
+    # a robot without a velocity sensor reads motion from them (Booster's and Unitree's deployed
+    # policies stack their proprioception the same way). info["obs_history"] [H, frame] carries them.
+    def stack_obs_history(self):
+        """Resize for ``cfg.obs_history``: ``frame_obs_size`` (one frame, as the env sized it),
+        ``actor_obs_size`` = H · frame, ``obs_size`` grown by (H − 1) · frame."""
+        H = self.cfg.obs_history
+        a = getattr(self, "actor_obs_size", None)
+        if H > 1 and a is None:
+            raise ValueError(f"{type(self).__name__}: obs_history needs an actor/critic split "
+                             "(observation: robot, or a tracking env)")
+        a = self.obs_size if a is None else a
+        object.__setattr__(self, "frame_obs_size", int(a))
+        if H > 1:
+            object.__setattr__(self, "actor_obs_size", H * int(a))
+            object.__setattr__(self, "obs_size", self.obs_size + (H - 1) * int(a))
+
+    def start_obs_history(self, obs, info):
+        """A new episode's stacked obs: its first frame repeated H times."""
+        H, A = self.cfg.obs_history, getattr(self, "frame_obs_size", 0)
+        if H == 1:
+            return obs, info
+        hist = jnp.tile(obs[None, :A], (H, 1))
+        return jnp.concatenate([hist.reshape(-1), obs[A:]]), {**info, "obs_history": hist}
+
+    def push_obs_history(self, obs, info):
+        """A step's stacked obs: its frame in front of the previous H − 1."""
+        H, A = self.cfg.obs_history, getattr(self, "frame_obs_size", 0)
+        if H == 1:
+            return obs, info
+        hist = jnp.concatenate([obs[None, :A], info["obs_history"][:-1]])
+        return jnp.concatenate([hist.reshape(-1), obs[A:]]), {**info, "obs_history": hist}
 
     # ---- actions ----------------------------------------------------------------------
     def action_to_target(self, action):
@@ -482,6 +526,7 @@ class CharEnv:
         info = self.init_info(params, data, info)
         # evaluate() gives the obs and the metric keys (its other outputs mean nothing at reset).
         obs, _, _, _, metrics = jax.tree_util.tree_map(jnp.asarray, self.evaluate(params, data, info))
+        obs, info = self.start_obs_history(obs, info)
         metrics = {k: jnp.zeros((), jnp.float32) for k in metrics}
         metrics.update({k: jnp.zeros((), jnp.float32) for k in TERM_METRICS})
         return EnvState(physics=data, obs=obs, terminal_obs=obs, reward=jnp.zeros((), jnp.float32),
@@ -520,6 +565,7 @@ class CharEnv:
         unstable = physics.is_unstable(data, self.cfg.max_qvel)
         info = self.post_physics(params, state.physics, data, info, unstable)
         obs, reward, failed, succeeded, metrics, info = self.evaluate_step(params, k_task, state.physics, data, info)
+        obs, info = self.push_obs_history(obs, info)
         timeout = info["step"] >= self.max_episode_steps
         failed = failed & ~unstable
         succeeded = succeeded & ~failed & ~unstable

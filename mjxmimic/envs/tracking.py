@@ -315,6 +315,7 @@ class TrackingEnv(CharEnv):
         set_("privileged_terms", tuple(t for _, ts in self.obs_selection("full") for t in ts if t not in used))
         set_("actor_obs_size", layout_size(self.actor_obs_layout()))
         set_("obs_size", 2 * self.actor_obs_size + sum(self.term_sizes[t] for t in self.privileged_terms) + 9 * B)
+        self.stack_obs_history()
 
     # ---- params -----------------------------------------------------------------------
     def default_params(self, motion: MotionLib) -> TrackingParams:
