@@ -143,8 +143,8 @@ def observed_action(act: dict, a):
 
 
 def make_observation_fn(meta: dict):
-    """obs(sensors, clip, step, last_action) -> the actor observation [size] (noise-free), following
-    policy.json's layout; jitted once. ``clip``/``step`` index the tracking reference (None/any for
+    """obs(sensors, clip, step, last_action) -> one actor observation frame (noise-free; size / history),
+    following policy.json's layout; jitted once. ``clip``/``step`` index the tracking reference (None/any for
     a kick run, whose ``task`` term reads :func:`read_kick_inputs`' entries of ``sensors``);
     ``last_action`` is :func:`observed_action`'s. Raises ValueError for a term it does not know."""
     import jax

@@ -365,8 +365,8 @@ class CharEnv:
 
     # ---- observation history ------------------------------------------------------------
     # With cfg.obs_history H > 1 the actor's part of the obs holds its last H frames, newest first:
-    # a robot without a velocity sensor reads motion from them (Booster's and Unitree's deployed
-    # policies stack their proprioception the same way). info["obs_history"] [H, frame] carries them.
+    # a robot without a velocity sensor reads motion from them (a Booster K1 walking config stacks 10
+    # frames, Unitree's G1 recipes 5: deployment notes). info["obs_history"] [H, frame] carries them.
     def stack_obs_history(self):
         """Resize for ``cfg.obs_history``: ``frame_obs_size`` (one frame, as the env sized it),
         ``actor_obs_size`` = H · frame, ``obs_size`` grown by (H − 1) · frame."""

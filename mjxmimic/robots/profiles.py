@@ -20,8 +20,8 @@ import numpy as np
 
 from mjxmimic.robots.spec import PROFILE_SIM
 
-__all__ = ["Profile", "load_profile", "apply_profile", "scale_gains", "scale_effort", "profile_default_qpos", "effort_over_kp",
-           "PROFILE_SIM"]
+__all__ = ["Profile", "load_profile", "apply_profile", "scale_gains", "scale_effort", "profile_default_qpos",
+           "effort_over_kp", "PROFILE_SIM"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
