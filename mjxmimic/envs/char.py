@@ -383,19 +383,19 @@ class CharEnv:
 
     def start_obs_history(self, obs, info):
         """A new episode's stacked obs: its first frame repeated H times."""
-        H, A = self.cfg.obs_history, getattr(self, "frame_obs_size", 0)
-        if H == 1:
+        if self.cfg.obs_history == 1:
             return obs, info
-        hist = jnp.tile(obs[None, :A], (H, 1))
-        return jnp.concatenate([hist.reshape(-1), obs[A:]]), {**info, "obs_history": hist}
+        return self._stacked(obs, jnp.tile(obs[None, :self.frame_obs_size], (self.cfg.obs_history, 1)), info)
 
     def push_obs_history(self, obs, info):
         """A step's stacked obs: its frame in front of the previous H − 1."""
-        H, A = self.cfg.obs_history, getattr(self, "frame_obs_size", 0)
-        if H == 1:
+        if self.cfg.obs_history == 1:
             return obs, info
-        hist = jnp.concatenate([obs[None, :A], info["obs_history"][:-1]])
-        return jnp.concatenate([hist.reshape(-1), obs[A:]]), {**info, "obs_history": hist}
+        return self._stacked(obs, jnp.concatenate([obs[None, :self.frame_obs_size], info["obs_history"][:-1]]), info)
+
+    def _stacked(self, obs, hist, info):
+        """(obs with its actor frame replaced by the frames ``hist`` [H, frame], info carrying them)."""
+        return jnp.concatenate([hist.reshape(-1), obs[self.frame_obs_size:]]), {**info, "obs_history": hist}
 
     # ---- actions ----------------------------------------------------------------------
     def action_to_target(self, action):
