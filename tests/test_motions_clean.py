@@ -126,6 +126,46 @@ def test_smoothing_removes_noise(k1):
     np.testing.assert_allclose(sw.joint_pos[-1], sw.joint_pos[0], atol=1e-9)
 
 
+def test_close_loop_removes_a_planted_seam(k1):
+    """A looping clip whose last frame is not its first (as a per-frame retarget can end a cycle
+    in another IK solution): the knee jumps 0.4 rad, the root 2 cm and 0.1 rad at the seam.
+    close_loop takes half of each gap off each side, ramped over 0.25 s, and touches nothing else."""
+    from mjxmimic.tools.plausibility import check_clip
+    c = synthetic_clip(k1, frames=61, fps=30.0, loop="wrap", speed=0.3, amp=0.1, freq=0.5)
+    knee = k1.joint_names.index("Left_Knee_Pitch")
+    assert abs(c.joint_pos[-1, knee] - c.joint_pos[0, knee]) < 1e-9      # one whole period: no seam yet
+    jp, pos, rot = c.joint_pos.copy(), c.root_pos.copy(), c.root_rot.copy()
+    ramp = np.clip((np.arange(61) - 45) / 15, 0, 1)[:, None]                # the gap builds up over the last 0.5 s
+    jp[:, knee] += 0.4 * ramp[:, 0]
+    pos[:, 2] += 0.02 * ramp[:, 0]
+    rot = np.asarray(rmath.quat_mul(rot, rmath.exp_map_to_quat(ramp * np.array([0.1, 0.0, 0.0]))), np.float64)
+    bad = c.replace(joint_pos=jp, root_pos=pos, root_rot=rot)
+    rep = check_clip(bad, k1)
+    assert rep.seam_rad == pytest.approx(0.4, abs=1e-6) and rep.seam_joint == "Left_Knee_Pitch"
+    assert any("seam" in f for f in rep.failures)
+
+    out = clean.close_loop(bad, 0.25)
+    np.testing.assert_allclose(out.joint_pos[-1], out.joint_pos[0], atol=1e-6)
+    assert out.root_pos[-1, 2] == pytest.approx(out.root_pos[0, 2], abs=1e-6)
+    assert float(rmath.quat_diff_angle(out.root_rot[-1], out.root_rot[0])) < 1e-5
+    np.testing.assert_allclose(out.root_pos[:, :2], bad.root_pos[:, :2])     # the cycle's shift is kept
+    assert out.joint_pos[0, knee] - bad.joint_pos[0, knee] == pytest.approx(0.2, abs=1e-6)   # half each side
+    assert out.joint_pos[-1, knee] - bad.joint_pos[-1, knee] == pytest.approx(-0.2, abs=1e-6)
+    n = round(0.25 * 30)
+    np.testing.assert_allclose(out.joint_pos[n:-n], bad.joint_pos[n:-n], atol=1e-12)    # outside the ramps
+    # smoothstep ramps: no step larger than the clip's own plus 1.5x the ramp's mean slope
+    steps = np.abs(np.diff(out.joint_pos[:, knee]))
+    assert steps.max() < np.abs(np.diff(bad.joint_pos[:-1, knee])).max() + 1.5 * 0.2 / n
+    assert not [f for f in check_clip(out, k1).failures if "seam" in f]
+    # clamped clips have no seam; the cleaning pipeline closes a loop by default
+    clamped = bad.replace(loop="clamp")
+    assert clean.close_loop(clamped, 0.25) is clamped
+    piped, _ = clean.clean_clip(bad, k1, clean.CleanConfig(fix_skate=False))
+    np.testing.assert_allclose(piped.joint_pos[-1], piped.joint_pos[0], atol=1e-6)
+    with pytest.raises(Exception, match="blend"):
+        clean.close_loop(bad, 0.0)
+
+
 def test_bad_input_reports_and_writes_nothing(k1, tmp_path, capsys):
     good = save_clip(_planted(k1), tmp_path / "good.pkl", k1).read_bytes()
     (tmp_path / "trunc.pkl").write_bytes(good[: len(good) // 3])

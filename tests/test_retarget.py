@@ -353,5 +353,14 @@ def test_froude_retiming_keeps_the_spin_kicks_flight_a_free_fall():
     assert 0.6 < s < 0.9 and rep["time_scale"] == "froude"
     assert abs(clip.duration - src_clip.duration * np.sqrt(s)) < 1.5 / 60
     assert abs(rep["plausibility"]["flight_gravity"] - 1.0) < 0.2
+    # the IK ends the cycle in another solution than it began: the seam is flagged, and the
+    # cleaning tool closes it (this seam kept K1 from tracking the clip, benchmarks/RESULTS.md)
+    assert rep["plausibility"]["seam_rad"] > 0.3 and any("seam" in f for f in rep["plausibility"]["failures"])
+    from mjxmimic.tools.clean import clean_clip
+    from mjxmimic.tools.plausibility import check_clip
+    closed, _ = clean_clip(clip, "k1")
+    after = check_clip(closed, "k1")
+    assert after.seam_rad < 0.05 and after.penetration_mm <= 2.0 and after.joint_limit_rad <= 1e-4
+    assert after.zmp_margin_mm > rep["plausibility"]["zmp_margin_mm"] + 300      # -1.29 m -> -0.54 m
     with pytest.raises(ValueError, match="time_scale"):
         retarget.RetargetConfig(time_scale="slow")

@@ -6,7 +6,8 @@ skate during contact and ground penetration, and report what changed.
 Pipeline (each step optional, in this order):
 1. resample to ``--fps`` (lerp positions/joints, slerp the root rotation);
 2. low-pass: zero-phase Gaussian with its -3 dB point at ``--smooth-hz`` (circular for
-   looping clips, edge-padded otherwise);
+   looping clips, edge-padded otherwise); then a looping clip's seam is closed
+   (:func:`close_loop`, ``--loop-blend`` seconds each side);
 3. joint-limit clamping to the robot's joint ranges;
 4. foot contacts: a foot is in contact where the lowest point of its collision geoms is
    below ``--contact-height`` and its horizontal speed is below ``--contact-speed``
@@ -42,7 +43,7 @@ from mjxmimic.motions.clip import Clip, MotionError, canonical_quats, resample
 from mjxmimic.motions.fk import frame_kinematics
 from mjxmimic.robots.geometry import geom_min_z
 
-__all__ = ["CleanConfig", "clean_clip", "clip_metrics", "foot_contacts", "smooth",
+__all__ = ["CleanConfig", "clean_clip", "clip_metrics", "foot_contacts", "smooth", "close_loop",
            "clamp_joint_limits", "fix_foot_skate", "fix_penetration", "main"]
 
 
@@ -50,6 +51,7 @@ __all__ = ["CleanConfig", "clean_clip", "clip_metrics", "foot_contacts", "smooth
 class CleanConfig:
     fps: float | None = None            # resample to this rate
     smooth_hz: float | None = None      # low-pass cutoff (-3 dB), None = off
+    loop_blend: float | None = 0.25     # s: close a looping clip's seam over this (None = off)
     clamp_limits: bool = True
     fix_skate: bool = True
     fix_penetration: bool = True
@@ -73,8 +75,8 @@ def _fk(robot, qpos):
 
 def _min_z(robot, gpos, gmat, geom_ids):
     g = np.asarray(geom_ids)
-    z = geom_min_z(robot.model.geom_type[g], robot.model.geom_size[g], gpos[:, g].astype(np.float32),
-                   gmat[:, g].astype(np.float32))
+    z = geom_min_z(robot.model.geom_type[g], robot.model.geom_size[g].astype(np.float32),
+                   gpos[:, g].astype(np.float32), gmat[:, g].astype(np.float32))
     return np.asarray(z, np.float64)  # [T, len(g)]
 
 
@@ -213,6 +215,35 @@ def smooth(clip: Clip, cutoff_hz: float) -> Clip:
         q = _gauss(q, sigma, False)
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
     return clip.replace(root_pos=pos, root_rot=q, joint_pos=jp)
+
+
+def close_loop(clip: Clip, blend_s: float = 0.25) -> Clip:
+    """Close a looping clip's seam: the last frame must equal the first one plus the cycle's
+    horizontal shift (MimicKit's convention), or the reference jumps once per cycle. A
+    per-frame retarget can end a cycle in another IK solution than it began (the K1 spin kick
+    from the G1's: 0.41 rad at a knee where the G1 source has 0.1 rad). Half of the gap in
+    the joint angles, root height and root orientation is taken off each side of the seam,
+    ramped in by a smoothstep over ``blend_s`` (zero slope at both ends of the ramp, so the
+    velocities at the seam stay the clip's). Clamped clips are returned unchanged."""
+    T = clip.num_frames
+    if clip.loop != "wrap" or T < 3:
+        return clip
+    if not np.isfinite(blend_s) or blend_s <= 0:
+        raise MotionError(f"clip '{clip.name}': loop blend must be positive seconds, got {blend_s}")
+    P = T - 1
+    n = int(min(max(round(blend_s * clip.fps), 1), P // 2))
+    t = np.arange(T, dtype=np.float64)
+    x_in, x_out = np.clip(t / n, 0.0, 1.0), np.clip((t - (P - n)) / n, 0.0, 1.0)
+    s = 0.5 * x_out * x_out * (3 - 2 * x_out) - 0.5 * (1 - x_in * x_in * (3 - 2 * x_in))   # -1/2 at 0, +1/2 at P
+    jp = clip.joint_pos.astype(np.float64)
+    jgap = _wrap(jp[-1] - jp[0])                  # whole turns of a spinning joint are not a gap
+    pos = clip.root_pos.astype(np.float64).copy()
+    pos[:, 2] -= s * (pos[-1, 2] - pos[0, 2])
+    q = canonical_quats(clip.root_rot.astype(np.float64))
+    rgap = np.asarray(rmath.quat_to_exp_map(rmath.quat_mul(rmath.quat_conj(q[0]), q[-1])), np.float64)
+    corr = np.asarray(rmath.exp_map_to_quat(-s[:, None] * rgap[None]), np.float64)
+    q = np.asarray(rmath.quat_mul(q, corr), np.float64)
+    return clip.replace(joint_pos=jp - s[:, None] * jgap[None], root_pos=pos, root_rot=canonical_quats(q))
 
 
 def clamp_joint_limits(clip: Clip, robot) -> Clip:
@@ -372,6 +403,8 @@ def clean_clip(clip: Clip, robot, cfg: CleanConfig = CleanConfig()) -> tuple[Cli
     ref = c
     if cfg.smooth_hz:
         c = smooth(c, cfg.smooth_hz)
+    if cfg.loop_blend:
+        c = close_loop(c, cfg.loop_blend)
     if cfg.clamp_limits:
         c = clamp_joint_limits(c, robot)
     contacts = foot_contacts(c, robot, cfg.contact_height, cfg.contact_speed, cfg.min_contact_frames)
@@ -422,6 +455,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-skate", action="store_true")
     ap.add_argument("--no-penetration", action="store_true")
     d = CleanConfig()
+    ap.add_argument("--loop-blend", type=float, default=d.loop_blend,
+                    help="s, close a looping clip's seam over this on each side (0: off)")
     ap.add_argument("--contact-height", type=float, default=d.contact_height)
     ap.add_argument("--contact-speed", type=float, default=d.contact_speed)
     ap.add_argument("--min-contact-frames", type=int, default=d.min_contact_frames)
@@ -434,7 +469,8 @@ def main(argv=None) -> int:
     try:
         robot = load_robot(a.robot)
         clip = load_clip(a.input, robot, fps=a.in_fps, fmt=a.in_fmt)
-        cfg = CleanConfig(fps=a.fps, smooth_hz=a.smooth_hz, clamp_limits=not a.no_clamp, fix_skate=not a.no_skate,
+        cfg = CleanConfig(fps=a.fps, smooth_hz=a.smooth_hz, loop_blend=a.loop_blend or None,
+                          clamp_limits=not a.no_clamp, fix_skate=not a.no_skate,
                           fix_penetration=not a.no_penetration, contact_height=a.contact_height,
                           contact_speed=a.contact_speed, min_contact_frames=a.min_contact_frames, blend=a.blend,
                           ik_smooth=a.ik_smooth)

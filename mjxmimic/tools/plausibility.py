@@ -65,6 +65,7 @@ class Limits:
     flight_gravity_tol: float = 0.25  # |fitted CoM vertical acceleration / g - 1| in flight
     flight_clearance: float = 0.02  # m: for the gravity fit, every foot at least this high (mocap feet hover)
     min_flight_frames: int = 5
+    seam_rad: float = 0.2           # wrap clips: largest joint-angle jump from the last frame to the first
 
 
 @dataclasses.dataclass
@@ -86,6 +87,8 @@ class Plausibility:
     flight_frames: int
     stance_frames: tuple[int, ...]  # per foot
     seam_mm: float                  # wrap clips: pose gap at the seam (0 for clamp)
+    seam_rad: float                 # wrap clips: largest joint-angle gap at the seam (0 for clamp)
+    seam_joint: str
     flight_gravity: float           # CoM vertical acceleration / g in the longest flight (nan if none)
     failures: list
 
@@ -364,7 +367,10 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
         joint_limit_rad=jl, velocity_ratio=vratio, velocity_joint=vjoint, zmp_margin_mm=zmin,
         zmp_outside_frames=int(outside), low_force_frames=low, com_margin_mm=cmin, flight_frames=flight,
         stance_frames=tuple(int(on.sum()) for _, on in feet), seam_mm=seam_gap(c, robot) * 1e3,
-        flight_gravity=fg, failures=[])
+        seam_rad=0.0, seam_joint="", flight_gravity=fg, failures=[])
+    if c.loop == "wrap" and T > 1:
+        jgap = np.abs(np.angle(np.exp(1j * (c.joint_pos[-1] - c.joint_pos[0]))))
+        rep.seam_rad, rep.seam_joint = float(jgap.max()), robot.joint_names[int(np.argmax(jgap))]
     f = rep.failures
     if pen > limits.penetration_mm:
         f.append(f"penetration {pen:.2f} mm > {limits.penetration_mm} mm")
@@ -378,6 +384,9 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
         f.append(f"ZMP outside the support polygon on {outside} frame(s) (worst margin {zmin:.1f} mm)")
     if np.isfinite(fg) and abs(fg - 1.0) > limits.flight_gravity_tol:
         f.append(f"flight phase falls at {fg:.2f} g (not free fall: retimed or scaled without retiming?)")
+    if rep.seam_rad > limits.seam_rad:
+        f.append(f"the loop's seam jumps {rep.seam_rad:.2f} rad ({rep.seam_joint}; "
+                 f"python -m mjxmimic.tools.clean closes it)")
     return rep
 
 

@@ -28,6 +28,10 @@ Pipeline:
    √s_leg times as long (dynamic similarity: lengths × s and times × √s keep gravity's
    acceleration), so that jumps stay free falls on a smaller robot — with the source's
    timing a flight phase scaled by s falls at s·g, which no robot can track.
+
+A looping source can come out with a seam: the IK may end a cycle in another solution than it
+began (MimicKit's G1 spin kick on K1: 0.6 rad at a shoulder, 0.4 rad at a knee). The plausibility
+check flags a seam above 0.2 rad; ``python -m mjxmimic.tools.clean`` closes it (``--loop-blend``).
 """
 from __future__ import annotations
 
