@@ -160,10 +160,30 @@ def test_close_loop_removes_a_planted_seam(k1):
     # clamped clips have no seam; the cleaning pipeline closes a loop by default
     clamped = bad.replace(loop="clamp")
     assert clean.close_loop(clamped, 0.25) is clamped
-    piped, _ = clean.clean_clip(bad, k1, clean.CleanConfig(fix_skate=False))
+    piped, _ = clean.clean_clip(bad, k1)
     np.testing.assert_allclose(piped.joint_pos[-1], piped.joint_pos[0], atol=1e-6)
     with pytest.raises(Exception, match="blend"):
         clean.close_loop(bad, 0.0)
+
+
+def test_stance_across_the_loop_seam_is_one_pinned_run():
+    """A looping clip's foot on the floor at its end and at its start stands on one spot across
+    the seam: both runs are pinned to the same point (less the cycle's shift), not to two."""
+    T, shift = 20, np.array([0.5, 0.1])
+    p = np.zeros((T, 1, 3))
+    p[:, 0, 0] = np.linspace(0.0, 0.5, T) + 0.01 * np.sin(np.arange(T))      # drifts while in contact
+    contacts = np.zeros((T, 1), bool)
+    contacts[:4] = contacts[-5:] = True
+    t = clean._skate_targets(p, contacts, 2, wrap_shift=shift)[:, 0]
+    np.testing.assert_allclose(t[-1], t[0] + shift, atol=1e-12)                # the seam stays closed
+    np.testing.assert_allclose(t[-5:], np.broadcast_to(t[-1], (5, 2)), atol=1e-12)
+    np.testing.assert_allclose(t[:4], np.broadcast_to(t[0], (4, 2)), atol=1e-12)
+    # one anchor: the mean over the stance's frames, frame T-1 (= frame 0 shifted) counted once
+    pts = np.concatenate([p[-5:, 0, :2], p[1:4, 0, :2] + shift])
+    np.testing.assert_allclose(t[-1], pts.mean(0), atol=1e-12)
+    # without the shift (a clamped clip) the two runs are pinned separately
+    u = clean._skate_targets(p, contacts, 2)[:, 0]
+    np.testing.assert_allclose(u[:4], np.broadcast_to(p[:4, 0, :2].mean(0), (4, 2)), atol=1e-12)
 
 
 def test_bad_input_reports_and_writes_nothing(k1, tmp_path, capsys):

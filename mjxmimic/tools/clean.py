@@ -252,10 +252,13 @@ def clamp_joint_limits(clip: Clip, robot) -> Clip:
     return c.replace(joint_pos=np.clip(c.joint_pos, lo, hi))
 
 
-def _skate_targets(xpos_feet: np.ndarray, contacts: np.ndarray, blend_frames: int) -> np.ndarray:
+def _skate_targets(xpos_feet: np.ndarray, contacts: np.ndarray, blend_frames: int,
+                   wrap_shift: np.ndarray | None = None) -> np.ndarray:
     """xy targets [T, n_feet, 2]: pinned to each contact run's mean position; around a run the
     correction (anchor - position at the run's edge) ramps to 0 (smoothstep) over ``blend_frames``
-    (overlapping ramps are averaged)."""
+    (overlapping ramps are averaged). ``wrap_shift`` (looping clips: the cycle's xy shift): a run
+    that reaches the last frame and one that starts at the first are one stance across the seam,
+    pinned to one point (less the shift in the next cycle), so the seam stays closed."""
     T, nf, _ = xpos_feet.shape
     tgt = xpos_feet[..., :2].copy()
     for k in range(nf):
@@ -263,9 +266,20 @@ def _skate_targets(xpos_feet: np.ndarray, contacts: np.ndarray, blend_frames: in
         runs = _runs(contacts[:, k])
         hard = contacts[:, k].astype(bool)
         corr, wsum = np.zeros((T, 2)), np.zeros(T)
+        pinned = []
+        if wrap_shift is not None and len(runs) >= 2 and runs[0][0] == 0 and runs[-1][1] == T - 1:
+            (a0, e0), (a1, _) = runs[0], runs[-1]
+            # frame T-1 is frame 0 of the next cycle: count it once
+            anchor = np.concatenate([p[a1:T], p[1:e0 + 1] + wrap_shift]).mean(axis=0)
+            corr[a1:T] = anchor - p[a1:T]
+            corr[:e0 + 1] = anchor - wrap_shift - p[:e0 + 1]
+            pinned = [(a0, e0, anchor - wrap_shift), (a1, T - 1, anchor)]
+            runs = runs[1:-1]
         for a, e in runs:
             anchor = p[a:e + 1].mean(axis=0)
             corr[a:e + 1] = anchor - p[a:e + 1]
+            pinned.append((a, e, anchor))
+        for a, e, anchor in pinned:
             for s in range(1, blend_frames + 1):
                 x = 1.0 - s / (blend_frames + 1)
                 w = x * x * (3.0 - 2.0 * x)  # smoothstep: no velocity jump where the ramp starts
@@ -290,7 +304,9 @@ def fix_foot_skate(clip: Clip, robot, contacts: np.ndarray, cfg: CleanConfig = C
     feet = [b for b, _ in _feet(robot)]
     xpos, xquat, _, _ = _fk(robot, qpos)
     blend = int(round(cfg.blend * c.fps))
-    txy = _skate_targets(xpos[:, feet], contacts, blend)
+    wrap = c.loop == "wrap" and c.num_frames > 3
+    shift = (c.root_pos[-1, :2] - c.root_pos[0, :2]) if wrap else None
+    txy = _skate_targets(xpos[:, feet], contacts, blend, shift)
     lo, hi = robot.joint_range.T
     qi, vi = robot.qpos_idx, robot.qvel_idx
     J = len(qi)
@@ -358,7 +374,10 @@ def fix_foot_skate(clip: Clip, robot, contacts: np.ndarray, cfg: CleanConfig = C
     if cfg.ik_smooth > 0:
         # The pin cancels the source's frame-to-frame foot jitter exactly, which puts that
         # jitter into the joints; low-passing the correction (not the motion) removes it.
-        corr = _gauss(corr, cfg.ik_smooth * c.fps, False)
+        sigma = cfg.ik_smooth * c.fps
+        corr = np.concatenate([_gauss(corr[:-1], sigma, True), corr[:1]]) if wrap else _gauss(corr, sigma, False)
+    if wrap:   # the last frame is the next cycle's first: the same correction keeps the seam closed
+        corr[-1] = corr[0]
     return c.replace(joint_pos=np.clip(qpos[:, qi] + corr, lo, hi))
 
 
