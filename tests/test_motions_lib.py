@@ -219,3 +219,24 @@ def test_real_dataset_lib(tmp_path):
     f = sample(lib, jnp.array([0, 1, 2]), jnp.array([0.5, 0.5, 0.5]))
     assert np.all(np.isfinite(np.asarray(f.body_pos)))
     assert np.all(np.asarray(f.root_pos[:, 2]) > 0.5)
+
+
+def test_a_looping_clip_with_a_seam_warns_at_load(k1):
+    """A loop whose last frame is not its first makes the reference jump once per cycle (the K1
+    spin kick's 0.6 rad seam kept it from being learned): building a library says so; a closed
+    loop, a small gap and a clamped clip do not."""
+    import warnings
+
+    from mjxmimic.tools.clean import close_loop
+    c = synthetic_clip(k1, frames=31, fps=30.0, loop="wrap", amp=0.1, freq=1.0)
+    knee = k1.joint_names.index("Left_Knee_Pitch")
+    jp = c.joint_pos.copy()
+    jp[-1, knee] += 0.5
+    bad = c.replace(joint_pos=jp, name="seamy")
+    assert bad.seam_gap() == (pytest.approx(0.5, abs=1e-6), "Left_Knee_Pitch")
+    with pytest.warns(UserWarning, match=r"seamy.*0\.50 rad.*Left_Knee_Pitch.*tools\.clean"):
+        build_motion_lib([bad], k1)
+    jp[-1, knee] = c.joint_pos[-1, knee] + 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_motion_lib([close_loop(bad, 0.2), c.replace(joint_pos=jp), bad.replace(loop="clamp")], k1)

@@ -16,6 +16,10 @@ from mjxmimic import math as rmath
 from mjxmimic.io_util import atomic_write
 
 LOOP_MODES = ("clamp", "wrap")
+# A looping clip's last frame is its next cycle's first: a joint-angle jump there bigger than this
+# (rad) is a defect (a retarget ending the cycle in another IK solution), not motion. Such a seam
+# kept K1 from learning a spin kick at all (benchmarks/RESULTS.md); tools.clean closes it.
+SEAM_LIMIT_RAD = 0.2
 
 
 class MotionError(ValueError):
@@ -80,6 +84,15 @@ class Clip:
 
     def replace(self, **kw) -> "Clip":
         return dataclasses.replace(self, **kw)
+
+    def seam_gap(self) -> tuple[float, str]:
+        """Looping clips: the largest joint-angle jump (rad, whole turns ignored) from the last
+        frame to the first, and the joint; (0.0, "") for clamped clips."""
+        if self.loop != "wrap" or self.num_frames < 2:
+            return 0.0, ""
+        gap = np.abs(np.asarray(rmath.wrap_angle(self.joint_pos[-1] - self.joint_pos[0]), np.float64))
+        j = int(np.argmax(gap))
+        return float(gap[j]), self.joint_names[j]
 
     # ---- robot mapping ----------------------------------------------------
     def for_robot(self, joint_names, allow_missing: bool = False, allow_extra: bool = True) -> "Clip":

@@ -29,6 +29,7 @@ Conventions (MimicKit's motion_lib):
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +39,7 @@ import numpy as np
 from flax import struct
 
 from mjxmimic import math as rmath
-from mjxmimic.motions.clip import Clip, MotionError, resample
+from mjxmimic.motions.clip import SEAM_LIMIT_RAD, Clip, MotionError, resample
 from mjxmimic.motions.fk import body_poses
 
 __all__ = ["MotionLib", "MotionFrame", "build_motion_lib", "load_motion_lib", "sample", "sample_mjx",
@@ -136,6 +137,11 @@ def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | No
     nf, fps, wrap, delta = [], [], [], []
     for c in clips:
         c = c.for_robot(robot.joint_names)
+        gap, joint = c.seam_gap()
+        if gap > SEAM_LIMIT_RAD:
+            warnings.warn(f"clip '{c.name}' loops, but its last frame is {gap:.2f} rad from its first at {joint}: "
+                          f"the reference jumps once per cycle, which can keep a policy from learning the clip "
+                          f"(python -m mjxmimic.tools.clean closes the seam)", stacklevel=2)
         if fk_min_fps and c.fps < fk_min_fps and c.num_frames > 1:
             c = resample(c, c.fps * int(np.ceil(fk_min_fps / c.fps - 1e-9)))
         rot = c.root_rot / np.linalg.norm(c.root_rot, axis=-1, keepdims=True)

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from mjxmimic.motions.clip import Clip
+from mjxmimic.motions.clip import SEAM_LIMIT_RAD, Clip
 from mjxmimic.motions.fk import frame_kinematics
 from mjxmimic.robots.geometry import geom_min_z
 
@@ -65,7 +65,7 @@ class Limits:
     flight_gravity_tol: float = 0.25  # |fitted CoM vertical acceleration / g - 1| in flight
     flight_clearance: float = 0.02  # m: for the gravity fit, every foot at least this high (mocap feet hover)
     min_flight_frames: int = 5
-    seam_rad: float = 0.2           # wrap clips: largest joint-angle jump from the last frame to the first
+    seam_rad: float = SEAM_LIMIT_RAD  # wrap clips: largest joint-angle jump from the last frame to the first
 
 
 @dataclasses.dataclass
@@ -362,15 +362,13 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
     lowest_foot = np.min([corners[..., 2].min(-1) for corners, _ in feet], axis=0)
     fg = flight_gravity(com[:, 2], lowest_foot > limits.flight_clearance, c.fps, limits.min_flight_frames)
 
+    seam = c.seam_gap()
     rep = Plausibility(
         name=c.name, frames=T, fps=float(c.fps), penetration_mm=pen, skate_mm=skate, skate_frame_mm=skate_frame,
         joint_limit_rad=jl, velocity_ratio=vratio, velocity_joint=vjoint, zmp_margin_mm=zmin,
         zmp_outside_frames=int(outside), low_force_frames=low, com_margin_mm=cmin, flight_frames=flight,
         stance_frames=tuple(int(on.sum()) for _, on in feet), seam_mm=seam_gap(c, robot) * 1e3,
-        seam_rad=0.0, seam_joint="", flight_gravity=fg, failures=[])
-    if c.loop == "wrap" and T > 1:
-        jgap = np.abs(np.angle(np.exp(1j * (c.joint_pos[-1] - c.joint_pos[0]))))
-        rep.seam_rad, rep.seam_joint = float(jgap.max()), robot.joint_names[int(np.argmax(jgap))]
+        seam_rad=seam[0], seam_joint=seam[1], flight_gravity=fg, failures=[])
     f = rep.failures
     if pen > limits.penetration_mm:
         f.append(f"penetration {pen:.2f} mm > {limits.penetration_mm} mm")
