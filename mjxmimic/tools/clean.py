@@ -224,7 +224,9 @@ def close_loop(clip: Clip, blend_s: float = 0.25) -> Clip:
     from the G1's: 0.41 rad at a knee where the G1 source has 0.1 rad). Half of the gap in
     the joint angles, root height and root orientation is taken off each side of the seam,
     ramped in by a smoothstep over ``blend_s`` (zero slope at both ends of the ramp, so the
-    velocities at the seam stay the clip's). Clamped clips are returned unchanged."""
+    velocities at the seam stay the clip's). MotionLib loops by translation only (MimicKit's
+    convention), so a clip that turns per cycle has a heading seam too, and closing it undoes
+    the turn near the seam. Clamped clips are returned unchanged."""
     T = clip.num_frames
     if clip.loop != "wrap" or T < 3:
         return clip
