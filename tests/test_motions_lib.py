@@ -235,7 +235,7 @@ def test_a_looping_clip_with_a_seam_warns_at_load(k1):
     jp = c.joint_pos.copy()
     jp[-1, knee] += 0.5
     bad = c.replace(joint_pos=jp, name="seamy")
-    assert bad.seam_gap() == (pytest.approx(0.5, abs=1e-6), "Left_Knee_Pitch")
+    assert bad.seam_joint_gap() == (pytest.approx(0.5, abs=1e-6), "Left_Knee_Pitch")
     with pytest.warns(UserWarning, match=r"seamy.*0\.50 rad.*Left_Knee_Pitch.*tools\.clean"):
         build_motion_lib([bad], k1)
     jp[-1, knee] = c.joint_pos[-1, knee] + 0.1

@@ -85,9 +85,10 @@ class Clip:
     def replace(self, **kw) -> "Clip":
         return dataclasses.replace(self, **kw)
 
-    def seam_gap(self) -> tuple[float, str]:
+    def seam_joint_gap(self) -> tuple[float, str]:
         """Looping clips: the largest joint-angle jump (rad, whole turns ignored) from the last
-        frame to the first, and the joint; (0.0, "") for clamped clips."""
+        frame to the first, and the joint; (0.0, "") for clamped clips. (The body-position gap in
+        metres is :func:`mjxmimic.tools.plausibility.seam_gap`, which needs the robot's kinematics.)"""
         if self.loop != "wrap" or self.num_frames < 2:
             return 0.0, ""
         gap = np.abs(np.asarray(rmath.wrap_angle(self.joint_pos[-1] - self.joint_pos[0]), np.float64))

@@ -137,7 +137,7 @@ def build_motion_lib(clips: Sequence[Clip], robot, weights: Sequence[float] | No
     nf, fps, wrap, delta = [], [], [], []
     for c in clips:
         c = c.for_robot(robot.joint_names)
-        gap, joint = c.seam_gap()
+        gap, joint = c.seam_joint_gap()
         if gap > SEAM_LIMIT_RAD:
             warnings.warn(f"clip '{c.name}' loops, but its last frame is {gap:.2f} rad from its first at {joint}: "
                           f"the reference jumps once per cycle, which can keep a policy from learning the clip "

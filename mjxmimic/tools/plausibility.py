@@ -362,7 +362,7 @@ def check_clip(clip: Clip, robot, limits: Limits = Limits()) -> Plausibility:
     lowest_foot = np.min([corners[..., 2].min(-1) for corners, _ in feet], axis=0)
     fg = flight_gravity(com[:, 2], lowest_foot > limits.flight_clearance, c.fps, limits.min_flight_frames)
 
-    seam = c.seam_gap()
+    seam = c.seam_joint_gap()
     rep = Plausibility(
         name=c.name, frames=T, fps=float(c.fps), penetration_mm=pen, skate_mm=skate, skate_frame_mm=skate_frame,
         joint_limit_rad=jl, velocity_ratio=vratio, velocity_joint=vjoint, zmp_margin_mm=zmin,
