@@ -268,6 +268,71 @@ def test_push_adds_root_velocity_at_the_interval(tiny):
     assert np.all(np.std(pushes, axis=0) > 0)
 
 
+# ---- the ramp (a randomisation curriculum) ---------------------------------------------
+def test_ramp_strength_closed_form():
+    its = jnp.array([0, 99, 100, 150, 200, 300, 10_000])
+    np.testing.assert_allclose(randomize.ramp_strength((100, 300), its), [0, 0, 0, 0.25, 0.5, 1, 1], atol=1e-7)
+    np.testing.assert_array_equal(randomize.ramp_strength((50, 50), jnp.array([0, 49, 50, 51])), [0, 0, 1, 1])
+
+
+def test_strength_pulls_every_sample_toward_nominal(tiny):
+    lay = randomize.make_layout(ALL, tiny, tiny.model, N, 0.02)
+    assert lay.friction0 == 1.0                    # the tiny model's floor and feet
+    key, t0 = jax.random.PRNGKey(5), jnp.zeros(2)
+    full = randomize.sample(ALL, lay, key, t0)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.allclose(a, b, atol=1e-6)), randomize.sample(ALL, lay, key, t0, jnp.float32(1.0)), full))
+    zero = randomize.sample(ALL, lay, key, t0, jnp.float32(0.0))
+    nominal = {"friction": 1.0, "restitution": 0.0, "joint_offset": 0.0, "com_offset": 0.0, "mass_scale": 1.0,
+               "kp_scale": 1.0, "kd_scale": 1.0, "delay": 0, "prev_targets": 0.0}
+    for k, v in nominal.items():
+        np.testing.assert_allclose(zero[k], np.broadcast_to(v, np.shape(full[k])), atol=1e-7, err_msg=k)
+    half = randomize.sample(ALL, lay, key, t0, jnp.float32(0.5))
+    for k, v in nominal.items():
+        if k not in ("delay", "prev_targets"):
+            np.testing.assert_allclose(half[k], v + 0.5 * (np.asarray(full[k]) - v), atol=1e-6, err_msg=k)
+    assert int(half["delay"]) == round(0.5 * int(full["delay"]))
+    assert int(half["push_countdown"]) == int(full["push_countdown"])   # when pushes come is not scaled
+    # The env applies them: at strength 0 the randomised model is the nominal one.
+    m0 = randomize.env_model(mjx.put_model(tiny.model), lay, zero)
+    np.testing.assert_allclose(m0.geom_friction, tiny.model.geom_friction, atol=1e-7)
+    np.testing.assert_allclose(m0.body_ipos, tiny.model.body_ipos, atol=1e-7)
+
+
+def test_strength_scales_the_push(tiny):
+    cfg = RandomizeConfig(push_interval=(0.04, 0.1))
+    lay = randomize.make_layout(cfg, tiny, tiny.model, N, 0.02)
+    qvel, dr, k = jnp.zeros(tiny.model.nv), {"push_countdown": jnp.int32(1)}, jax.random.PRNGKey(2)
+    full = np.asarray(randomize.push(cfg, lay, k, qvel, dr)[0])
+    assert np.all(np.abs(full[:6]) > 0)
+    np.testing.assert_allclose(randomize.push(cfg, lay, k, qvel, dr, jnp.float32(0.5))[0], 0.5 * full, atol=1e-7)
+    np.testing.assert_array_equal(randomize.push(cfg, lay, k, qvel, dr, jnp.float32(0.0))[0], 0.0)
+
+
+def test_trainer_ramps_the_randomisation(tiny):
+    """The trainer rolls iteration i out at ramp_strength(i) (logged), evaluation stays at full
+    strength, and an env without a ramp has no schedule metric."""
+    from mjxmimic.learning.ppo import PPOConfig, make_trainer
+    cfg = PPOConfig(num_envs=2, steps_per_iter=4, actor_hidden=(8,), critic_hidden=(8,), actor_epochs=1,
+                    critic_epochs=1)
+    env = _env(tiny, randomize=dataclasses.replace(ALL, ramp=(1, 3)))
+    params = env.default_params()
+    assert params.dr_strength is None
+    tr = make_trainer(env, params, cfg)
+    ts = tr.init(jax.random.PRNGKey(0))
+    assert int(ts.env_state.info["dr"]["delay"].max()) == 0      # reset at iteration 0: strength 0
+    seen = []
+    for _ in range(4):
+        ts, m = tr.iteration(ts)
+        seen.append(float(m["schedule/dr_strength"]))
+    assert seen == [0.0, 0.0, 0.5, 1.0]
+    p_full, logged = env.schedule_apply(params, 1000)
+    assert float(p_full.dr_strength) == 1.0 and float(logged["dr_strength"]) == 1.0
+    assert env.schedule_apply(params, 0)[0].dr_strength == 0.0
+    plain = _env(tiny, randomize=ALL)
+    assert plain.schedule_apply(params, 0) == (params, {})
+
+
 # ---- profiles in envs, config parsing --------------------------------------------------
 def test_deploy_profile_in_the_env(tiny):
     env = _env(tiny, profile="deploy")
@@ -317,6 +382,7 @@ def test_randomize_config_from_yaml():
     ("{delay: [2.5, 8]}", "expected an integer"),
     ("{restitution: [0, 1.5]}", "restitution must lie in [0, 1)"),
     ("{push_interval: [0, 3]}", "push_interval must be positive"),
+    ("{ramp: [300, 100]}", "ramp must be training iterations [start, end]"),
 ])
 def test_bad_randomize_config_is_one_clear_error(value, msg):
     with pytest.raises(ConfigError) as e:

@@ -149,6 +149,9 @@ class CharParams:
     model: mjx.Model
     motion: Optional[MotionLib]
     ground_contact_height: jax.Array
+    # The randomisation ramp's strength (randomize.ramp_strength), set by the trainer through
+    # schedule_apply; None: the full ranges (evaluation, and every env without a ramp).
+    dr_strength: Optional[jax.Array] = struct.field(default=None, kw_only=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -339,6 +342,15 @@ class CharEnv:
         return CharParams(model=self.mjx_model(), motion=motion,
                           ground_contact_height=jnp.float32(self.cfg.ground_contact_height))
 
+    def schedule_apply(self, params: CharParams, iteration) -> tuple[CharParams, dict]:
+        """The params a training iteration rolls out with, and what to log: with a
+        ``randomize.ramp``, its strength at ``iteration`` (the trainer's count, traced)."""
+        ramp = self.cfg.randomize.ramp
+        if ramp is None or self.dr_layout is None:
+            return params, {}
+        s = randomize.ramp_strength(ramp, iteration)
+        return params.replace(dr_strength=s), {"dr_strength": s}
+
     def check_motion(self, motion: MotionLib):
         if tuple(motion.joint_names) != tuple(self.robot.joint_names):
             raise ValueError(f"motion library joints {list(motion.joint_names)} differ from robot "
@@ -519,7 +531,8 @@ class CharEnv:
             qpos, qvel, info = self.task_init(params, keys[1], qpos, qvel, info)
         model = params.model
         if k_dr is not None:
-            dr = randomize.sample(self.cfg.randomize, self.dr_layout, k_dr, qpos[self.robot.qpos_idx])
+            dr = randomize.sample(self.cfg.randomize, self.dr_layout, k_dr, qpos[self.robot.qpos_idx],
+                                  params.dr_strength)
             info = {**info, "dr": dr}
             model = randomize.env_model(model, self.dr_layout, dr)
         data = physics.set_state(model, qpos, qvel, ctrl=qpos[self.robot.qpos_idx])
@@ -541,7 +554,7 @@ class CharEnv:
         if "push_countdown" in dr:
             key, k_push = jax.random.split(state.key)
             state = state.replace(key=key)
-            qvel, dr = randomize.push(cfg, lay, k_push, phys.qvel, dr)
+            qvel, dr = randomize.push(cfg, lay, k_push, phys.qvel, dr, params.dr_strength)
             phys = phys.replace(qvel=qvel)
         target = randomize.pd_target(self.action_to_target(action), dr)
         data = physics.pd_step(randomize.env_model(params.model, lay, dr), phys, target, self.num_substeps,

@@ -27,6 +27,12 @@ Booster's K1 and BeyondMimic's G1 training (shared/docs/deployment_notes.md):
   control step: the previous targets it needs are kept in ``info["dr"]["prev_targets"]``.
 * ``push_interval``: seconds between velocity pushes [lo, hi]; each push adds U(±push_vel)
   to the root's (world linear x y z, body-frame angular roll pitch yaw) velocity.
+* ``ramp``: training iterations [start, end] over which the randomisation's strength s rises
+  linearly from 0 to 1 (a curriculum: a policy first learns the task on the nominal robot).
+  Every sampled value v becomes nominal + s·(v − nominal) (nominal: no offset, scale 1, no
+  delay, the model's floor–foot friction, restitution 0), pushes are s·U(±push_vel). The
+  trainer sets s from its iteration (:meth:`CharEnv.schedule_apply`); evaluation (``play``,
+  export, sim2sim) always uses the full ranges. None: full strength from the start.
 
 Not done: rough floors (MJX collides height fields only with convex geoms and would
 replace the plane the robots' contacts are tuned on).
@@ -42,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["RandomizeConfig", "Layout", "make_layout", "sample", "env_model", "pd_target", "push",
-           "shift_targets", "restitution_dampratio"]
+           "shift_targets", "restitution_dampratio", "ramp_strength"]
 
 _RANGES = ("friction", "restitution", "joint_offset", "mass_scale", "kp_scale", "kd_scale", "push_interval")
 
@@ -62,6 +68,7 @@ class RandomizeConfig:
     delay: Optional[tuple[int, int]] = None                      # physics steps
     push_interval: Optional[tuple[float, float]] = None          # s
     push_vel: tuple[float, float, float, float, float, float] = (0.5, 0.5, 0.2, 0.5, 0.5, 0.8)  # ± m/s, rad/s
+    ramp: Optional[tuple[int, int]] = None                       # training iterations [start, end]
 
     def __post_init__(self):
         for k in _RANGES + ("delay",):
@@ -80,6 +87,9 @@ class RandomizeConfig:
             raise ValueError(f"randomize.push_interval must be positive seconds, got {list(self.push_interval)}")
         if self.com_offset is not None and (len(self.com_offset) != 3 or min(self.com_offset) < 0):
             raise ValueError(f"randomize.com_offset must be 3 half widths >= 0 (m), got {list(self.com_offset)}")
+        if self.ramp is not None and (len(self.ramp) != 2 or not 0 <= self.ramp[0] <= self.ramp[1]):
+            raise ValueError(f"randomize.ramp must be training iterations [start, end] with 0 <= start <= end, "
+                             f"got {list(self.ramp)}")
         if len(self.push_vel) != 6 or min(self.push_vel) < 0:
             raise ValueError(f"randomize.push_vel must be 6 half widths >= 0, got {list(self.push_vel)}")
 
@@ -99,6 +109,7 @@ class Layout:
     num_substeps: int
     history: int                   # previous control-step targets kept for the delay
     push_steps: tuple[float, float]  # push interval in control steps
+    friction0: float               # the nominal floor-foot pair friction (MuJoCo takes the max)
 
 
 def make_layout(cfg: RandomizeConfig, robot, model, num_substeps: int, control_dt: float) -> Layout:
@@ -112,7 +123,8 @@ def make_layout(cfg: RandomizeConfig, robot, model, num_substeps: int, control_d
     push = (0.0, 0.0) if cfg.push_interval is None else tuple(t / control_dt for t in cfg.push_interval)
     return Layout(contact_geom_ids=np.asarray(floor + [int(g) for g in robot.foot_geom_ids], np.int32),
                   link_body_ids=np.arange(1, robot.model.nbody, dtype=np.int32), com_body_id=robot.body_id(com),
-                  num_joints=robot.num_joints, num_substeps=int(num_substeps), history=hist, push_steps=push)
+                  num_joints=robot.num_joints, num_substeps=int(num_substeps), history=hist, push_steps=push,
+                  friction0=float(np.max(model.geom_friction[floor + [int(g) for g in robot.foot_geom_ids], 0])))
 
 
 def restitution_dampratio(e):
@@ -130,30 +142,43 @@ def _push_countdown(lay: Layout, key):
     return jnp.maximum(jnp.round(jax.random.uniform(key, (), jnp.float32, lo, hi)), 1.0).astype(jnp.int32)
 
 
-def sample(cfg: RandomizeConfig, lay: Layout, key, init_target) -> dict:
+def ramp_strength(ramp, iteration):
+    """The randomisation strength at a training iteration: 0 before ``ramp[0]``, 1 from
+    ``ramp[1]`` on, linear between (a step at ``ramp[0]`` when the two are equal)."""
+    a, b = ramp
+    it = jnp.asarray(iteration, jnp.float32)
+    if b == a:
+        return (it >= a).astype(jnp.float32)
+    return jnp.clip((it - a) / (b - a), 0.0, 1.0)
+
+
+def sample(cfg: RandomizeConfig, lay: Layout, key, init_target, strength=None) -> dict:
     """One env's randomisation values (``info["dr"]``); ``init_target``: the PD target held
-    before the first step (the reset pose), which the delay line starts from."""
+    before the first step (the reset pose), which the delay line starts from. ``strength``
+    (the ramp's s, traced; None = 1 exactly) pulls every value toward its nominal one."""
+    lerp = (lambda v, v0: v) if strength is None else (lambda v, v0: v0 + strength * (v - v0))  # noqa: E731
     k = dict(zip(("friction", "restitution", "joint_offset", "com", "mass", "kp", "kd", "delay", "push"),
                  jax.random.split(key, 9)))
     J, L = lay.num_joints, len(lay.link_body_ids)
     dr = {}
     if cfg.friction is not None:
-        dr["friction"] = _uniform(k["friction"], cfg.friction)
+        dr["friction"] = lerp(_uniform(k["friction"], cfg.friction), lay.friction0)
     if cfg.restitution is not None:
-        dr["restitution"] = _uniform(k["restitution"], cfg.restitution)
+        dr["restitution"] = lerp(_uniform(k["restitution"], cfg.restitution), 0.0)
     if cfg.joint_offset is not None:
-        dr["joint_offset"] = _uniform(k["joint_offset"], cfg.joint_offset, (J,))
+        dr["joint_offset"] = lerp(_uniform(k["joint_offset"], cfg.joint_offset, (J,)), 0.0)
     if cfg.com_offset is not None:
         h = jnp.asarray(cfg.com_offset, jnp.float32)
-        dr["com_offset"] = h * jax.random.uniform(k["com"], (3,), jnp.float32, -1.0, 1.0)
+        dr["com_offset"] = lerp(h * jax.random.uniform(k["com"], (3,), jnp.float32, -1.0, 1.0), 0.0)
     if cfg.mass_scale is not None:
-        dr["mass_scale"] = _uniform(k["mass"], cfg.mass_scale, (L,))
+        dr["mass_scale"] = lerp(_uniform(k["mass"], cfg.mass_scale, (L,)), 1.0)
     if cfg.kp_scale is not None:
-        dr["kp_scale"] = _uniform(k["kp"], cfg.kp_scale, (J,))
+        dr["kp_scale"] = lerp(_uniform(k["kp"], cfg.kp_scale, (J,)), 1.0)
     if cfg.kd_scale is not None:
-        dr["kd_scale"] = _uniform(k["kd"], cfg.kd_scale, (J,))
+        dr["kd_scale"] = lerp(_uniform(k["kd"], cfg.kd_scale, (J,)), 1.0)
     if cfg.delay is not None:
-        dr["delay"] = jax.random.randint(k["delay"], (), cfg.delay[0], cfg.delay[1] + 1, jnp.int32)
+        d = jax.random.randint(k["delay"], (), cfg.delay[0], cfg.delay[1] + 1, jnp.int32)
+        dr["delay"] = d if strength is None else jnp.round(strength * d).astype(jnp.int32)
         t0 = pd_target(jnp.asarray(init_target, jnp.float32), dr)
         dr["prev_targets"] = jnp.broadcast_to(t0, (lay.history, J))
     if cfg.push_interval is not None:
@@ -200,9 +225,9 @@ def shift_targets(dr: dict, target) -> dict:
     return {**dr, "prev_targets": jnp.concatenate([target[None].astype(prev.dtype), prev[:-1]], axis=0)}
 
 
-def push(cfg: RandomizeConfig, lay: Layout, key, qvel, dr: dict):
+def push(cfg: RandomizeConfig, lay: Layout, key, qvel, dr: dict, strength=None):
     """Count a control step down; at zero add a random velocity to the root (qvel[0:6]) and draw
-    the next interval. -> (qvel, dr)"""
+    the next interval; ``strength`` (the ramp's s; None = 1) scales the push. -> (qvel, dr)"""
     if "push_countdown" not in dr:
         return qvel, dr
     k_v, k_t = jax.random.split(key)
@@ -210,5 +235,7 @@ def push(cfg: RandomizeConfig, lay: Layout, key, qvel, dr: dict):
     now = c <= 0
     h = jnp.asarray(cfg.push_vel, qvel.dtype)
     dv = h * jax.random.uniform(k_v, (6,), qvel.dtype, -1.0, 1.0)
+    if strength is not None:
+        dv = strength * dv
     qvel = qvel.at[0:6].add(jnp.where(now, dv, 0.0))
     return qvel, {**dr, "push_countdown": jnp.where(now, _push_countdown(lay, k_t), c)}

@@ -484,14 +484,17 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
     actor_batch, actor_steps = num_minibatch_steps(num_samples, N, cfg.actor_batch_size, cfg.actor_epochs)
     v_reset, v_step = vmap_envs(env.reset, env_chunk(env)), vmap_envs(env.step, env_chunk(env))
     curriculum = has_curriculum(env)
+    scheduled = hasattr(env, "schedule_apply")   # params that follow the iteration (randomize.ramp)
     rollout = _rollout_fn(env, cfg, actor, obs_size, lambda a: action_offset + action_scale * a, extension, v_step)
     extra_term = getattr(extension, "actor_loss_term", None)
     critic_loss, actor_loss = _loss_fns(cfg, actor, critic, obs_size, extra_term)
     adapt = adapt_learning_rate(cfg)
     mb = Minibatches.of(cfg, mesh)
 
-    def live_params(env_params, cstate):
-        return env.curriculum_apply(env_params, cstate) if curriculum else env_params
+    def live_params(env_params, cstate, iteration):
+        """-> (the params this iteration rolls out with, the schedule's metrics)."""
+        p = env.curriculum_apply(env_params, cstate) if curriculum else env_params
+        return env.schedule_apply(p, iteration) if scheduled else (p, {})
 
     def _init(key, env_params):
         key = raw_key(key)
@@ -499,7 +502,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         actor_params = actor.init(k_actor, jnp.zeros((1, obs_size), jnp.float32))
         critic_params = critic.init(k_critic, jnp.zeros((1, env.obs_size), jnp.float32))
         cstate = env.curriculum_init(env_params) if curriculum else ()
-        env_state = v_reset(live_params(env_params, cstate), jax.random.split(k_env, N))
+        env_state = v_reset(live_params(env_params, cstate, 0)[0], jax.random.split(k_env, N))
         ext = extension.init(k_ext, env_params) if extension is not None else ()
         return TrainState(
             actor_params=actor_params, critic_params=critic_params,
@@ -510,7 +513,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
 
     def _iteration(ts: TrainState, env_params):
         key, k_roll, k_prep, k_critic, k_actor, k_ext = jax.random.split(ts.key, 6)
-        params_now = live_params(env_params, ts.curriculum)
+        params_now, sched_metrics = live_params(env_params, ts.curriculum, ts.iteration)
         env_state, ep_ret, ep_len, fin, traj = rollout(ts, params_now, k_roll)
         norm_enabled = ts.iteration.astype(jnp.float32) * num_samples < cfg.normalizer_samples
         cstate, cur_metrics = env.curriculum_update(ts.curriculum, traj.curriculum) if curriculum else ((), {})
@@ -581,6 +584,7 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
             "obs_norm_frozen": jnp.logical_not(norm_enabled),
             **{f"env/{k}": jnp.mean(v) for k, v in traj.env_metrics.items()},
             **{f"curriculum/{k}": v for k, v in cur_metrics.items()},
+            **{f"schedule/{k}": v for k, v in sched_metrics.items()},
             **ext_metrics,
         }
         if adaptive:
