@@ -6,11 +6,16 @@
 Reads ``policy.onnx`` + ``policy.json`` (written by :mod:`mjxmimic.export`) and drives the robot's
 MuJoCo model the way the firmware drives the servos:
 
-* Physics at ``--dt`` (default 0.002 s, finer than training). The position actuators become
-  torque motors; every physics step applies τ = clip(kp·(q* − q) − kd·q̇, ±effort) with the
-  policy.json gains (explicit PD, as a servo loop computes it; MJX integrated the same law
-  implicitly inside its position actuators). q* is clamped to the actuators' ctrlrange as
-  MuJoCo did in training. ``--delay N``: q* takes effect N physics steps after the policy sent it.
+* Physics at ``--dt``, finer than training. The position actuators become torque motors; every
+  physics step applies τ = clip(kp·(q* − q) − kd·q̇, ±effort) with the policy.json gains
+  (explicit PD, as a servo loop computes it; MJX integrated the same law implicitly inside its
+  position actuators). A servo's loop runs far faster than any simulation step, so the step must
+  keep the explicit damping stable: each step multiplies a joint's q̇ by about 1 − kd·dt/M_jj
+  (M: the joint-space inertia), which oscillates above 1 and diverges above 2. The default
+  ``--dt`` is the largest step that divides the control period with kd·dt/M_jj ≤ 1 on every joint
+  and at most 2 ms (:func:`pd_stable_timestep`; K1's arms with kd 6 need 0.25 ms); a coarser
+  ``--dt`` is run with a warning. q* is clamped to the actuators' ctrlrange as MuJoCo did in
+  training. ``--delay-ms T`` (or ``--delay N`` physics steps): q* takes effect that much later.
 * Armature per joint from policy.json (the run's profile).
 * The observation is built term by term from policy.json's layout with the env's pure functions,
   from what the robot measures: root orientation and gyro (an IMU on the root body: qpos[3:7],
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import math
 import sys
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -46,6 +52,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 __all__ = ["PRIVILEGED_TERMS", "TASKS", "Recording", "load_policy", "sim_model", "torque_model", "read_sensors",
+           "pd_stable_timestep", "physics_timestep",
            "read_kick_inputs", "make_observation_fn", "observed_action", "history", "ObsStack", "policy_action",
            "run_episodes", "main"]
 
@@ -109,6 +116,42 @@ def torque_model(robot, meta: dict, timestep: float = 0.002, model=None):
     m.actuator_forcelimited[:nu] = 1
     m.dof_armature[robot.qvel_idx] = meta["armature"]
     return m
+
+
+MAX_DT = 0.002   # s: the default physics step's upper bound
+
+
+def pd_stable_timestep(model, qpos, dof_idx, kd) -> tuple[float, int]:
+    """(min_j M_jj / kd_j, j): the largest physics step at which explicit PD damping −kd·q̇ does not
+    oscillate on any joint ``dof_idx`` (M: the joint-space inertia at ``qpos``, armature included;
+    explicit Euler scales q̇ by 1 − kd·dt/M_jj per step), and the index of the joint that limits it."""
+    import mujoco
+    d = mujoco.MjData(model)
+    d.qpos[:] = qpos
+    mujoco.mj_forward(model, d)
+    M = np.zeros((model.nv, model.nv))
+    mujoco.mj_fullM(model, d, M)
+    ratio = np.diag(M)[np.asarray(dof_idx)] / np.maximum(np.asarray(kd, np.float64), 1e-12)
+    j = int(np.argmin(ratio))
+    return float(ratio[j]), j
+
+
+def physics_timestep(robot, meta: dict, dt: Optional[float] = None, model=None) -> float:
+    """The physics step sim2sim runs ``meta``'s policy at: ``dt``, with a warning on stderr when its
+    explicit PD is unstable or oscillating (:func:`pd_stable_timestep`); None: the largest step that
+    divides the control period, is at most ``MAX_DT`` and keeps kd·dt/M ≤ 1 on every joint."""
+    m = torque_model(robot, meta, MAX_DT, model)
+    qpos = np.array(m.qpos0)
+    qpos[:robot.model.nq] = meta.get("init_qpos", robot.model.qpos0)
+    limit, j = pd_stable_timestep(m, qpos, robot.qvel_idx, meta["kd"])
+    control_dt = 1.0 / meta["control_freq"]
+    if dt is None:
+        return control_dt / math.ceil(control_dt / min(MAX_DT, limit) - 1e-9)
+    if dt > limit:
+        print(f"warning: at --dt {dt:g} the explicit PD oscillates or diverges: joint {robot.joint_names[j]} "
+              f"(kd {meta['kd'][j]:g}) needs a step of at most {limit:.3g} s; leave --dt out to get one",
+              file=sys.stderr)
+    return float(dt)
 
 
 def read_sensors(robot, data, anchor_id: Optional[int] = None) -> dict:
@@ -291,12 +334,14 @@ def policy_action(session, meta: dict, obs, noise, rng, stack: Optional[ObsStack
     return session.run([io["output"]], {io["input"]: o[None].astype(np.float32)})[0][0]
 
 
-def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float = 0.002, delay: int = 0,
-                 start_noise: float = 0.0, obs_noise: float = 0.0, seed: int = 0, record: bool = False):
+def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: Optional[float] = None, delay: int = 0,
+                 start_noise: float = 0.0, obs_noise: float = 0.0, seed: int = 0, record: bool = False,
+                 delay_ms: Optional[float] = None):
     """Run ``episodes`` -> (metrics, :class:`Recording` of episode 0 or None): tracking runs (clip
     i % clips) or kick runs (:func:`run_kick_episodes`).
 
-    ``obs_noise`` scales policy.json's uniform noise per term (0: none). Tracking metrics:
+    ``dt``: the physics step (None: :func:`physics_timestep`'s stable default); ``delay``: actuator
+    delay in physics steps, or ``delay_ms`` in milliseconds (rounded to steps of ``dt``). ``obs_noise`` scales policy.json's uniform noise per term (0: none). Tracking metrics:
     ``survival`` (episodes without a tracking failure), ``joint_pos_err`` (mean |wrap(q_ref − q)|,
     rad), and ``episode_length_s``; an episode without a failure ran to the clip's end or the
     episode length."""
@@ -306,9 +351,12 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
     from mjxmimic.envs.tracking import compute_terminations
     from mjxmimic.robots import load_robot
     if "reference" not in meta:  # it checks the policy against the robot itself
-        return run_kick_episodes(meta, session, episodes, seconds, dt, delay, start_noise, obs_noise, seed, record)
+        return run_kick_episodes(meta, session, episodes, seconds, dt, delay, start_noise, obs_noise, seed, record,
+                                 delay_ms)
     robot = load_robot(meta["robot"])
     _check(meta, robot)
+    dt = physics_timestep(robot, meta, dt)
+    delay = delay if delay_ms is None else int(round(delay_ms / 1000.0 / dt))
     model = torque_model(robot, meta, dt)
     data = mujoco.MjData(model)
     servos = _Servos(robot, model, data, meta, dt, delay)
@@ -364,12 +412,13 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float
             rec = Recording(np.asarray(qs), None)
     metrics = {"episodes": episodes, "survival": 1.0 - fails / episodes,
                "joint_pos_err": float(np.mean(errs)) if errs else 0.0, "episode_length_s": float(np.mean(lengths)),
-               "dt": dt, "delay_steps": delay}
+               "dt": dt, "delay_steps": delay, "delay_s": delay * dt}
     return metrics, rec
 
 
-def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: float = 0.002, delay: int = 0,
-                      start_noise: float = 0.0, obs_noise: float = 0.0, seed: int = 0, record: bool = False):
+def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: Optional[float] = None, delay: int = 0,
+                      start_noise: float = 0.0, obs_noise: float = 0.0, seed: int = 0, record: bool = False,
+                      delay_ms: Optional[float] = None):
     """Ball-kick episodes in the env's ball scene -> (metrics, :class:`Recording` of episode 0 or None).
 
     Each starts with the robot at rest in policy.json's ``init_qpos`` (``start_noise``: uniform
@@ -393,6 +442,8 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
     robot = load_robot(meta["robot"])
     _check(meta, robot)
     base, scene = sim_model(meta, robot)
+    dt = physics_timestep(robot, meta, dt, base)
+    delay = delay if delay_ms is None else int(round(delay_ms / 1000.0 / dt))
     model = torque_model(robot, meta, dt, base)
     data = mujoco.MjData(model)
     servos = _Servos(robot, model, data, meta, dt, delay)
@@ -460,7 +511,7 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
             rec = Recording(np.asarray(qs), np.tile(tar_pos, (len(qs), 1)))
     # kick_episode_stats takes per-step means; the totals over episodes have the same ratios
     metrics = {"episodes": episodes, **kick_episode_stats(ends), "episode_length_s": float(np.mean(lengths)),
-               "dt": dt, "delay_steps": delay}
+               "dt": dt, "delay_steps": delay, "delay_s": delay * dt}
     return metrics, rec
 
 
@@ -470,8 +521,11 @@ def main(argv=None) -> int:
     ap.add_argument("policy_dir", help="a folder with policy.onnx and policy.json (python -m mjxmimic.export)")
     ap.add_argument("--episodes", type=int, default=10, help="episodes (tracking: clip i %% number of clips)")
     ap.add_argument("--seconds", type=float, default=None, help="episode length (default: policy.json's)")
-    ap.add_argument("--dt", type=float, default=0.002, help="physics timestep (s)")
-    ap.add_argument("--delay", type=int, default=0, help="actuator delay in physics steps")
+    ap.add_argument("--dt", type=float, default=None,
+                    help="physics timestep (s); default: the largest at which the explicit PD is stable, <= 2 ms")
+    delay = ap.add_mutually_exclusive_group()
+    delay.add_argument("--delay", type=int, default=0, help="actuator delay in physics steps")
+    delay.add_argument("--delay-ms", type=float, default=None, help="actuator delay in milliseconds (rounded to steps)")
     ap.add_argument("--start-noise", type=float, default=0.0, help="uniform ± joint-angle noise at the start (rad)")
     ap.add_argument("--obs-noise", type=float, default=0.0, help="times policy.json's observation noise")
     ap.add_argument("--seed", type=int, default=0)
@@ -485,13 +539,13 @@ def main(argv=None) -> int:
             args.video = None
     from mjxmimic.quiet import import_mjx
     import_mjx()  # after MUJOCO_GL is chosen: no warp-probe lines
-    if args.episodes < 1 or args.delay < 0:
-        print("error: --episodes must be >= 1 and --delay >= 0", file=sys.stderr)
+    if args.episodes < 1 or args.delay < 0 or (args.delay_ms or 0) < 0 or (args.dt is not None and args.dt <= 0):
+        print("error: --episodes must be >= 1, --delay and --delay-ms >= 0, --dt > 0", file=sys.stderr)
         return 2
     try:
         meta, sess = load_policy(args.policy_dir)
         m, rec = run_episodes(meta, sess, args.episodes, args.seconds, args.dt, args.delay, args.start_noise,
-                              args.obs_noise, args.seed, record=bool(args.video))
+                              args.obs_noise, args.seed, record=bool(args.video), delay_ms=args.delay_ms)
     except (FileNotFoundError, ImportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

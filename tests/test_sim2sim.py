@@ -130,3 +130,47 @@ def test_kick_observation_equals_the_env_observation(kick):
     got = sim2sim.make_observation_fn(meta)(s, None, 7, sim2sim.observed_action(act, out))
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
     assert np.abs(want[-8:]).min() > 1e-3 and np.abs(got[-8 - r.num_joints:-8]).max() == pytest.approx(1.0)
+
+
+# ---- the physics step: explicit PD damping must stay stable --------------------------------
+HINGE = """<mujoco><option gravity="0 0 0" integrator="Euler"/><worldbody><body>
+  <joint name="j" type="hinge" axis="0 1 0" armature="0.1"/>
+  <inertial pos="0 0 -0.5" mass="2" diaginertia="0.01 0.01 0.01"/>
+</body></worldbody><actuator><motor joint="j"/></actuator></mujoco>"""
+
+
+def test_pd_stable_timestep_is_the_explicit_damping_limit():
+    m = mujoco.MjModel.from_xml_string(HINGE)
+    kd = 3.0
+    limit, j = sim2sim.pd_stable_timestep(m, m.qpos0, [0], [kd])
+    M = 0.1 + 0.01 + 2 * 0.5 ** 2          # armature + own inertia + m·r²
+    assert j == 0 and limit == pytest.approx(M / kd, rel=1e-9)
+    # τ = −kd·q̇ applied explicitly scales q̇ by 1 − kd·dt/M per step: it settles without
+    # oscillating below the limit, oscillates between 1x and 2x, and diverges above 2x.
+    for f in (0.9, 1.5, 2.5):
+        m.opt.timestep = f * limit
+        d = mujoco.MjData(m)
+        d.qvel[0] = 1.0
+        for _ in range(10):
+            d.ctrl[0] = -kd * d.qvel[0]
+            mujoco.mj_step(m, d)
+        assert d.qvel[0] == pytest.approx((1 - f) ** 10, rel=1e-6)
+    assert abs((1 - 2.5) ** 10) > 50
+
+
+def test_default_physics_step_keeps_the_policy_pd_stable(kick, capsys):
+    _, env, _, meta, _ = kick
+    robot = env.robot
+    base, _ = sim2sim.sim_model(meta, robot)
+    dt = sim2sim.physics_timestep(robot, meta, None, base)
+    control_dt = 1.0 / meta["control_freq"]
+    n = control_dt / dt
+    assert abs(n - round(n)) < 1e-6 and dt <= sim2sim.MAX_DT + 1e-12
+    m = sim2sim.torque_model(robot, meta, dt, base)
+    q = np.array(m.qpos0)
+    q[:robot.model.nq] = meta["init_qpos"]
+    limit, j = sim2sim.pd_stable_timestep(m, q, robot.qvel_idx, meta["kd"])
+    assert dt <= limit and (dt == sim2sim.MAX_DT or control_dt / (round(n) - 1) > limit)   # the largest such step
+    assert capsys.readouterr().err == ""
+    assert sim2sim.physics_timestep(robot, meta, 4 * limit, base) == 4 * limit
+    assert f"joint {robot.joint_names[j]}" in capsys.readouterr().err
