@@ -46,7 +46,7 @@ def test_layout_sums_to_actor_obs_and_names_are_unique(name, over):
     rows = _rows(env)
     names = [r[0] for r in rows]
     assert len(set(names)) == len(names)
-    assert sum(r[1] for r in rows) == actor_obs_size(env) <= env.obs_size
+    assert sum(r[1] for r in rows) * env.cfg.obs_history == actor_obs_size(env) <= env.obs_size
     assert all(r[1] > 0 and r[2] >= 0 for r in rows)
     robot = env.cfg.observation == "robot"
     # The robot sets never name a privileged term; the critic part after them is not empty.
@@ -176,7 +176,8 @@ def test_full_is_the_config_without_the_field_and_robot_selects_the_same_terms(t
 # ------------------------------------------------------------------------------ AMP (kick)
 @pytest.fixture(scope="module")
 def kick():
-    env, params, _ = make_env("k1_kick_deploy", {"env.num_envs": 1})
+    # One observation frame (the config reads 5; stacking: test_obs_history_stacks_frames...).
+    env, params, _ = make_env("k1_kick_deploy", {"env.num_envs": 1, "env.obs_history": 1})
     ba, va = env.ball_qpos_adr, env.ball_qvel_adr
 
     @jax.jit

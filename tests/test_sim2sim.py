@@ -102,8 +102,9 @@ def test_kick_observation_equals_the_env_observation(kick):
     from mujoco import mjx
 
     from mjxmimic.envs.kick import KickEnv
-    from mjxmimic.learning.ppo import actor_obs_size
     _, env, params, meta, _ = kick
+    frame = sum(t["size"] for t in meta["observation"]["layout"])   # one frame of the actor's history
+    assert meta["observation"]["history"] == env.cfg.obs_history and frame * env.cfg.obs_history == meta["observation"]["size"]
     quiet = KickEnv(dataclasses.replace(env.cfg, obs_noise_scale=0.0), robot=env.robot)
     model, scene = sim2sim.sim_model(meta, env.robot)
     r, rng = env.robot, np.random.default_rng(5)
@@ -124,7 +125,7 @@ def test_kick_observation_equals_the_env_observation(kick):
     env_action = jnp.asarray(act["offset"] + act["scale"] * out)   # what the learner hands the env
     info = {"step": jnp.asarray(7, jnp.int32), "noise_key": jax.random.PRNGKey(0),
             "tar_pos": jnp.asarray(tar, jnp.float32), "last_action": quiet.normalized_action(env_action)}
-    want = np.asarray(jax.jit(quiet.observation)(params, mjx.put_data(model, md), info))[:actor_obs_size(env)]
+    want = np.asarray(jax.jit(quiet.observation)(params, mjx.put_data(model, md), info))[:frame]
 
     s = {**sim2sim.read_sensors(r, md), **sim2sim.read_kick_inputs(scene, md, tar)}
     got = sim2sim.make_observation_fn(meta)(s, None, 7, sim2sim.observed_action(act, out))
