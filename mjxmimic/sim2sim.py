@@ -341,7 +341,8 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: Optio
     i % clips) or kick runs (:func:`run_kick_episodes`).
 
     ``dt``: the physics step (None: :func:`physics_timestep`'s stable default); ``delay``: actuator
-    delay in physics steps, or ``delay_ms`` in milliseconds (rounded to steps of ``dt``). ``obs_noise`` scales policy.json's uniform noise per term (0: none). Tracking metrics:
+    delay in physics steps, or ``delay_ms`` in milliseconds (rounded to steps of ``dt``).
+    ``obs_noise`` scales policy.json's uniform noise per term (0: none). Tracking metrics:
     ``survival`` (episodes without a tracking failure), ``joint_pos_err`` (mean |wrap(q_ref − q)|,
     rad), and ``episode_length_s``; an episode without a failure ran to the clip's end or the
     episode length."""

@@ -104,7 +104,8 @@ def test_kick_observation_equals_the_env_observation(kick):
     from mjxmimic.envs.kick import KickEnv
     _, env, params, meta, _ = kick
     frame = sum(t["size"] for t in meta["observation"]["layout"])   # one frame of the actor's history
-    assert meta["observation"]["history"] == env.cfg.obs_history and frame * env.cfg.obs_history == meta["observation"]["size"]
+    H = meta["observation"]["history"]
+    assert H == env.cfg.obs_history and frame * H == meta["observation"]["size"]
     quiet = KickEnv(dataclasses.replace(env.cfg, obs_noise_scale=0.0), robot=env.robot)
     model, scene = sim2sim.sim_model(meta, env.robot)
     r, rng = env.robot, np.random.default_rng(5)
