@@ -2,12 +2,16 @@
 
     python -m mjxmimic.play runs/k1_walk-20261126-2300 [--episodes 256] [--no-video]
     python -m mjxmimic.play runs/k1_ase-20261130-0400 --latents 4   # ASE: what each latent does
+    python -m mjxmimic.play runs/k1_kick_deploy-20261130-1100 --set env.randomize.push_interval=null
 
 Deterministic actions (the policy mean), as MimicKit's test mode. The video shows the
 policy on the left and, for envs that imitate a clip, the reference on the right; for the
 ball tasks (kick, dribble) the scene (robot, ball, target marker) as simulated, and the table
 adds their per-episode rates (``episode/success_rate``, ``episode/fall_rate``, dribble's
 ``episode/ball_loss_rate``, ...).
+
+``--set env.KEY=VALUE`` evaluates the policy in a changed env (e.g. without pushes, with another
+clip); only ``env.`` keys, and only ones that keep the policy's observation and action sizes.
 
 ``--latents N`` (ASE runs): N fixed latents drawn from ``--seed``, each held for one whole episode
 from the same start (:mod:`mjxmimic.ase_eval`); a table per latent (root speed, yaw rate,
@@ -97,6 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--perturbed", action="store_true",
                     help="tracking runs: start each episode with the training's reset noise (default: exactly on "
                          "the first frame, so every episode is the same)")
+    ap.add_argument("--set", action="append", default=[], metavar="env.KEY=VALUE",
+                    help="evaluate in a changed env, e.g. env.randomize.push_interval=null (repeatable)")
     ap.add_argument("--latents", type=int, default=None, metavar="N",
                     help="ASE runs: N fixed latents, one episode each; play_latents.png (and .mp4)")
     args = ap.parse_args(argv)
@@ -111,12 +117,22 @@ def main(argv=None) -> int:
             args.no_video = True
     from mjxmimic.quiet import import_mjx
     import_mjx()  # after MUJOCO_GL is chosen, before anything imports MJX: no warp-probe lines
+    from mjxmimic.envs.registry import ConfigError, parse_overrides
+    try:
+        args.overrides = parse_overrides(args.set)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    not_env = [k for k in args.overrides if not k.startswith("env.")]
+    if not_env:
+        print(f"error: --set takes env.* keys only (the policy is trained); got {not_env}", file=sys.stderr)
+        return 2
     if args.latents is not None:
         return _play_latents(args, run_dir)
 
     import jax
 
-    loaded = _load_policy(run_dir, args, perturbed=args.perturbed)
+    loaded = _load_policy(run_dir, args, perturbed=args.perturbed, extra=args.overrides)
     if loaded is None:
         return 2
     env, params, agent_cfg, ts, policy_fn = loaded
@@ -202,7 +218,7 @@ def _play_latents(args, run_dir: Path) -> int:
     import jax
 
     from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
-    loaded = _load_policy(run_dir, args, extra=HOLD_LATENT_OVERRIDES)
+    loaded = _load_policy(run_dir, args, extra={**args.overrides, **HOLD_LATENT_OVERRIDES})
     if loaded is None:
         return 2
     env, params, _, ts, policy_fn = loaded

@@ -113,6 +113,13 @@ def test_play_reports_metrics(run_dir, tmp_path):
     m = json.loads(out.read_text())
     assert m["episodes"] >= 4 and 0.0 <= m["full_length"] <= 1.0 and m["iteration"] == 4
     assert 0 < m["episode_length_s"] <= 1.0 + 1e-6  # episodes are capped at 1 s
+    # --set evaluates the same policy in a changed env; only env.* keys
+    short = tmp_path / "short.json"
+    assert play.main([str(run_dir), "--no-video", "--episodes", "4", "--num-envs", "4", "--json", str(short),
+                      "--set", "env.episode_length=0.5"]) == 0
+    assert 0 < json.loads(short.read_text())["episode_length_s"] <= 0.5 + 1e-6
+    assert play.main([str(run_dir), "--no-video", "--set", "agent.actor_hidden=[8]"]) == 2
+    assert play.main([str(run_dir), "--no-video", "--set", "env.episode_length"]) == 2
     # the best checkpoint (--keep-best) restores as the step best.json names
     from mjxmimic.learning import restore_train_state
     best = json.loads((run_dir / "checkpoints" / "best" / "best.json").read_text())
