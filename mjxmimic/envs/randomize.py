@@ -121,10 +121,11 @@ def make_layout(cfg: RandomizeConfig, robot, model, num_substeps: int, control_d
     com = robot.spec.root_body if cfg.com_body is None else cfg.com_body
     hist = 0 if cfg.delay is None else max(1, math.ceil(cfg.delay[1] / num_substeps))
     push = (0.0, 0.0) if cfg.push_interval is None else tuple(t / control_dt for t in cfg.push_interval)
-    return Layout(contact_geom_ids=np.asarray(floor + [int(g) for g in robot.foot_geom_ids], np.int32),
+    contact = np.asarray(floor + [int(g) for g in robot.foot_geom_ids], np.int32)
+    return Layout(contact_geom_ids=contact,
                   link_body_ids=np.arange(1, robot.model.nbody, dtype=np.int32), com_body_id=robot.body_id(com),
                   num_joints=robot.num_joints, num_substeps=int(num_substeps), history=hist, push_steps=push,
-                  friction0=float(np.max(model.geom_friction[floor + [int(g) for g in robot.foot_geom_ids], 0])))
+                  friction0=float(np.max(model.geom_friction[contact, 0])))
 
 
 def restitution_dampratio(e):
