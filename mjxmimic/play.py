@@ -180,9 +180,13 @@ def _load_policy(run_dir: Path, args, perturbed: bool = False, extra: dict | Non
     enable_compile_cache(jax.default_backend())
     from mjxmimic.train import build
     try:
-        env, params, agent_cfg, trainer = build(run_dir, overrides={**eval_overrides(run_dir, perturbed),
-                                                                    **(extra or {})})
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), trainer.abstract_state(), args.step,
+        base = eval_overrides(run_dir, perturbed)
+        env, params, agent_cfg, trainer = build(run_dir, overrides={**base, **(extra or {})})
+        # The checkpoint's layout is the trained env's: an override may change the env state
+        # (no pushes: no push timer), so restore into the run's own template; the policy
+        # network is the same (overrides must keep the observation and action sizes).
+        template = trainer if not extra else build(run_dir, overrides=base)[3]
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), template.abstract_state(), args.step,
                                  best=args.best)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

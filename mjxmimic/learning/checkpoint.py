@@ -190,8 +190,8 @@ def _restore(mgr, step: int, template):
     light = {str(i) for i, x in enumerate(light_leaves) if np.prod(x.shape)}
     have = set(mgr.item_metadata(step).keys())
     if have not in (full, light):
-        raise ValueError(f"the checkpoint holds {len(have)} arrays, this TrainState {len(full)} "
-                         f"({len(light)} in a light checkpoint)")
+        raise ValueError(f"its arrays are not this TrainState's ({len(have)} saved; this TrainState has "
+                         f"{len(full)}, {len(light)} in a light checkpoint, at other places in its tree)")
     saved = mgr.restore(step, args=ocp.args.StandardRestore({k: leaves[int(k)] for k in have}))
     # Missing leaves: zero-size ones, and the bulk a light checkpoint leaves out (its light form
     # also saved the counters that mark it empty, e.g. the replay buffer's count).
