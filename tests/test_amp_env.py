@@ -10,7 +10,7 @@ import pytest
 from mjxmimic import math as rmath
 from mjxmimic.envs import physics
 from mjxmimic.envs.amp import (AMPEnv, AMPEnvConfig, demo_history, disc_obs, disc_obs_frame_size, history_fill,
-                               history_push)
+                               history_push, static_joint_mask)
 from mjxmimic.envs.tasks import (SteeringConfig, SteeringEnv, location_obs, location_reward, steering_obs,
                                  steering_reward)
 from mjxmimic.motions.lib import build_motion_lib, sample
@@ -70,12 +70,12 @@ def test_agent_on_reference_gets_demo_disc_obs(env, params, lib):
     hist = history_fill(jax.tree_util.tree_map(lambda x: x[0], frames), N_STEPS)
     for k in range(N_STEPS):  # the env's push path, oldest first
         hist = history_push(hist, jax.tree_util.tree_map(lambda x: x[k], frames))
-    agent = env.disc_obs(hist)
-    demo = env.disc_obs(env.demo_history(params, jnp.int32(mid), jnp.float32(t0)))
+    agent = env.disc_obs(params, hist)
+    demo = env.disc_obs(params, env.demo_history(params, jnp.int32(mid), jnp.float32(t0)))
     assert agent.shape == demo.shape == (env.disc_obs_size,)
     np.testing.assert_allclose(np.asarray(agent), np.asarray(demo), atol=2e-4)
     # and the comparison can fail: another time or another clip gives other obs
-    other = env.disc_obs(env.demo_history(params, jnp.int32(mid), jnp.float32(t0 + 0.3)))
+    other = env.disc_obs(params, env.demo_history(params, jnp.int32(mid), jnp.float32(t0 + 0.3)))
     assert float(jnp.max(jnp.abs(other - agent))) > 0.05
     # the root angular velocity really is in there (a turning clip): yaw rate 0.5 rad/s
     F = env.disc_obs_size // N_STEPS
@@ -85,7 +85,7 @@ def test_agent_on_reference_gets_demo_disc_obs(env, params, lib):
     np.testing.assert_allclose(ang, [0, 0, 0.5], atol=1e-3)
 
 
-def test_disc_obs_layout_for_a_standing_history(env, k1):
+def test_disc_obs_layout_for_a_standing_history(env, params, k1):
     """Hand-checkable values: a still character, heading 30 degrees, at (1, 2)."""
     yaw = math.radians(30)
     q = rmath.yaw_quat(jnp.float32(yaw))
@@ -95,7 +95,7 @@ def test_disc_obs_layout_for_a_standing_history(env, k1):
     f = MotionFrame(root_pos=jnp.array([1.0, 2.0, 0.55]), root_rot=q, root_vel=jnp.zeros(3),
                     root_ang_vel=jnp.zeros(3), joint_pos=jp, joint_vel=jnp.zeros(22),
                     body_pos=key, body_rot=None)
-    o = np.asarray(env.disc_obs(history_fill(f, N_STEPS))).reshape(N_STEPS, -1)
+    o = np.asarray(env.disc_obs(params, history_fill(f, N_STEPS))).reshape(N_STEPS, -1)
     np.testing.assert_allclose(o[:, :3], [[0, 0, 0.55]] * N_STEPS, atol=1e-6)     # rel. pos + abs height
     np.testing.assert_allclose(o[:, 3:9], [[1, 0, 0, 0, 0, 1]] * N_STEPS, atol=1e-6)  # heading removed
     j = 22
@@ -107,12 +107,37 @@ def test_disc_obs_layout_for_a_standing_history(env, k1):
 
 def test_disc_obs_invariant_to_world_yaw_and_shift(env, params):
     h = env.demo_history(params, jnp.int32(0), jnp.float32(0.9))
-    a = env.disc_obs(h)
-    b = env.disc_obs(_yaw_rotate_frame(h, 2.1, jnp.array([3.0, -4.0, 0.0])))
+    a = env.disc_obs(params, h)
+    b = env.disc_obs(params, _yaw_rotate_frame(h, 2.1, jnp.array([3.0, -4.0, 0.0])))
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)
     g = disc_obs(h, env.joint_axes, global_obs=True)  # global obs does see the rotation
     g2 = disc_obs(_yaw_rotate_frame(h, 2.1, jnp.zeros(3)), env.joint_axes, global_obs=True)
     assert float(jnp.max(jnp.abs(g - g2))) > 0.1
+
+
+def test_static_joints_leave_the_disc_obs(env, k1):
+    """A joint the style clips hold still (within disc_static_joint_tol) carries nothing the
+    discriminator may use: agent jitter on it leaves the disc obs unchanged; a moving joint's
+    does not; tol 0 keeps it (MimicKit)."""
+    still = 3
+    walk = synthetic_clip(k1, frames=61, fps=30.0, loop="wrap", speed=0.4, yaw_rate=0.5, name="walk")
+    jp = np.array(walk.joint_pos)
+    jp[:, still] = 0.2 + 1e-4 * np.sin(np.arange(len(jp)))   # a 2e-4 rad span, below the 1e-3 default
+    lib_s = build_motion_lib([walk.replace(joint_pos=jp)], k1)
+    mask = np.asarray(static_joint_mask(lib_s.joint_pos, 1e-3))
+    assert mask[still] == 0 and mask.sum() == k1.num_joints - 1
+    assert np.all(np.asarray(static_joint_mask(lib_s.joint_pos, 0.0)) == 1)
+    p = env.default_params(lib_s)
+    h = env.demo_history(p, jnp.int32(0), jnp.float32(1.0))
+
+    def jitter(j, dq, dv):
+        return h.replace(joint_pos=h.joint_pos.at[:, j].add(dq), joint_vel=h.joint_vel.at[:, j].add(dv))
+    base = env.disc_obs(p, h)
+    np.testing.assert_array_equal(np.asarray(env.disc_obs(p, jitter(still, 0.01, 0.3))), np.asarray(base))
+    assert float(jnp.max(jnp.abs(env.disc_obs(p, jitter(still + 1, 0.01, 0.3)) - base))) > 0.009
+    keep = AMPEnv(AMPEnvConfig(robot="k1", num_disc_obs_steps=N_STEPS, disc_static_joint_tol=0.0), robot=k1)
+    pk = keep.default_params(lib_s)
+    assert float(jnp.max(jnp.abs(keep.disc_obs(pk, jitter(still, 0.01, 0.3)) - keep.disc_obs(pk, h)))) > 0.009
 
 
 def test_demo_disc_obs(env, params, lib):
@@ -147,7 +172,7 @@ def test_task_env_contract(steer):
     assert s0.obs.shape == (6, env.obs_size) and s1.info["disc_obs"].shape == (6, env.disc_obs_size)
     assert bool(jnp.all(jnp.isfinite(s1.info["disc_obs"]))) and bool(jnp.all(jnp.isfinite(s1.obs)))
     # reset fills the history from the reference (RSI): its disc obs is the demo's
-    want = jax.vmap(lambda m, t: env.disc_obs(env.demo_history(params, m, t)))(
+    want = jax.vmap(lambda m, t: env.disc_obs(params, env.demo_history(params, m, t)))(
         s0.info["motion_id"], s0.info["motion_time0"])
     np.testing.assert_allclose(np.asarray(s0.info["disc_obs"]), np.asarray(want), atol=1e-6)
     # task obs = steering obs of the root and the drawn target
@@ -161,7 +186,7 @@ def test_task_env_contract(steer):
 def test_disc_obs_is_the_pre_reset_one(steer):
     env, params, s0, s1 = steer
     assert bool(jnp.all(s1.done)) and bool(jnp.all(s1.truncated))
-    fresh = jax.vmap(env.disc_obs)(s1.info["amp_hist"])           # the new episode's history
+    fresh = jax.vmap(lambda h: env.disc_obs(params, h))(s1.info["amp_hist"])           # the new episode's history
     kept = s1.info["disc_obs"]                                      # the step just taken
     assert float(jnp.min(jnp.max(jnp.abs(kept - fresh), axis=-1))) > 1e-3
     # the kept sample's older frames are the previous episode's history shifted by one

@@ -58,7 +58,8 @@ from mjxmimic.motions import lib as mlib
 from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.paths import REPO_ROOT
 
-__all__ = ["AMPEnvConfig", "AMPEnv", "make_amp_env", "disc_obs", "disc_obs_frame_size", "history_fill",
+__all__ = ["AMPEnvConfig", "AMPEnv", "make_amp_env", "disc_obs", "disc_obs_frame_size", "static_joint_mask",
+           "history_fill",
            "history_push", "demo_history", "load_style_motions"]
 
 
@@ -73,6 +74,13 @@ class AMPEnvConfig(CharConfig):
     zero_center_action: bool = True
     num_disc_obs_steps: int = 10
     disc_dof_vel_obs: bool = True
+    # Joints whose angle spans less than this (rad) over every frame of the style data are left
+    # out of the disc obs (their rotation and velocity zeroed for demo and agent alike). A joint
+    # the clips never move is a point in the demo data that the agent's servo jitter (1e-3 rad)
+    # never hits, and the normalised disc obs turns that into a perfect separator (the K1 clips
+    # hold the head, elbows and shoulder roll still). The pose still shows through the key bodies.
+    # 0 keeps every joint (MimicKit); on MimicKit's G1 clips no joint is that still.
+    disc_static_joint_tol: float = 1e-3
     # Style datasets merged into one MotionLib (each a clip or a dataset YAML, relative to the
     # repo root), with one weight per file (a dataset's clip weights are scaled to sum to it).
     # Used when the config has no ``motion_file``; see :func:`load_style_motions`.
@@ -88,6 +96,8 @@ class AMPEnvConfig(CharConfig):
             raise ValueError("motion_file_weights needs one weight per entry of motion_files")
         if self.obs_noise_scale < 0:
             raise ValueError("obs_noise_scale must be >= 0")
+        if self.disc_static_joint_tol < 0:
+            raise ValueError("disc_static_joint_tol must be >= 0")
 
 
 # ---------------------------------------------------------------------------------------
@@ -105,7 +115,7 @@ def _hist_frame(frame: MotionFrame, key_body_ids) -> MotionFrame:
 
 
 def disc_obs(hist: MotionFrame, joint_axes, global_obs: bool = False, root_height_obs: bool = True,
-             dof_vel_obs: bool = True, world_root_pos: bool = False) -> jax.Array:
+             dof_vel_obs: bool = True, world_root_pos: bool = False, joint_mask=None) -> jax.Array:
     """Flat disc obs [..., N * frame_size] of a history (fields [..., N, ...], oldest first,
     ``body_pos`` = key-body world positions [..., N, K, 3]).
 
@@ -113,8 +123,11 @@ def disc_obs(hist: MotionFrame, joint_axes, global_obs: bool = False, root_heigh
     absolute height, root rot, joint rots, key positions rel. their root) then the velocity
     part (root vel, root ang vel, joint vel), all in the newest frame's heading frame
     unless ``global_obs``. ``world_root_pos`` (with ``global_obs``; ADD): the root position
-    is the world one, so a drift from the reference shows in the difference.
+    is the world one, so a drift from the reference shows in the difference. ``joint_mask``
+    [J] (0/1): joints with 0 enter as angle 0 and velocity 0 (see :func:`static_joint_mask`).
     """
+    if joint_mask is not None:
+        hist = hist.replace(joint_pos=hist.joint_pos * joint_mask, joint_vel=hist.joint_vel * joint_mask)
     n = hist.root_pos.shape[-2]
     lead = hist.root_pos.shape[:-2]
     ref_pos, ref_rot = hist.root_pos[..., -1, :], hist.root_rot[..., -1, :]
@@ -131,6 +144,14 @@ def disc_obs(hist: MotionFrame, joint_axes, global_obs: bool = False, root_heigh
         vel, ang = rmath.quat_rotate(h, vel), rmath.quat_rotate(h, ang)
     parts = [pos_obs, vel, ang] + ([hist.joint_vel] if dof_vel_obs else [])
     return jnp.concatenate(parts, axis=-1).reshape(lead + (-1,))
+
+
+def static_joint_mask(joint_pos, tol: float) -> jax.Array:
+    """[J] float 0/1: 0 for joints whose angle spans less than ``tol`` over the frames
+    ``joint_pos`` [F, J] (a MotionLib's, every clip), 1 for the others (all 1 for tol 0)."""
+    joint_pos = jnp.asarray(joint_pos)
+    span = jnp.max(joint_pos, axis=0) - jnp.min(joint_pos, axis=0)
+    return (span >= tol).astype(jnp.float32)
 
 
 def history_fill(frame: MotionFrame, n: int) -> MotionFrame:
@@ -258,9 +279,18 @@ class AMPEnv(CharEnv):
     def hist_frame(self, frame: MotionFrame) -> MotionFrame:
         return _hist_frame(frame, self.key_body_ids)
 
-    def disc_obs(self, hist: MotionFrame) -> jax.Array:
+    def disc_joint_mask(self, params: CharParams):
+        """The style data's moving joints ([J] 0/1), or None (all) without a MotionLib or with
+        ``disc_static_joint_tol`` 0. Computed in-graph from ``params.motion`` (a reduction over
+        its frames, not batched over envs)."""
+        if params.motion is None or self.cfg.disc_static_joint_tol <= 0:
+            return None
+        return static_joint_mask(params.motion.joint_pos, self.cfg.disc_static_joint_tol)
+
+    def disc_obs(self, params: CharParams, hist: MotionFrame) -> jax.Array:
         c = self.cfg
-        return disc_obs(hist, self.joint_axes, c.global_obs, c.root_height_obs, c.disc_dof_vel_obs)
+        return disc_obs(hist, self.joint_axes, c.global_obs, c.root_height_obs, c.disc_dof_vel_obs,
+                        joint_mask=self.disc_joint_mask(params))
 
     def demo_history(self, params: CharParams, motion_ids, times0) -> MotionFrame:
         return demo_history(params.motion, motion_ids, times0, self.num_disc_obs_steps, self.control_dt,
@@ -273,7 +303,7 @@ class AMPEnv(CharEnv):
         k_id, k_t = jax.random.split(key)
         ids = mlib.sample_motions(params.motion, k_id, n).astype(jnp.int32)
         t0 = mlib.sample_times(params.motion, k_t, ids)
-        return self.disc_obs(self.demo_history(params, ids, t0))
+        return self.disc_obs(params, self.demo_history(params, ids, t0))
 
     # ---- episode hooks (CharEnv's reset/step template) ------------------------------------
     def observation(self, params, data, info):
@@ -301,12 +331,12 @@ class AMPEnv(CharEnv):
             hist = self.demo_history(params, info["motion_id"], info["motion_time0"])
         else:
             hist = history_fill(self.hist_frame(self.char_frame(data)), self.num_disc_obs_steps)
-        return {**info, "amp_hist": hist, "disc_obs": self.disc_obs(hist)}
+        return {**info, "amp_hist": hist, "disc_obs": self.disc_obs(params, hist)}
 
     def post_physics(self, params, prev_data, data, info, unstable):
         hist = history_push(info["amp_hist"], self.hist_frame(self.char_frame(data)))
         # NaN guard: an unstable step must not feed non-finite samples to the discriminator.
-        return {**info, "amp_hist": hist, "disc_obs": jnp.where(unstable, info["disc_obs"], self.disc_obs(hist))}
+        return {**info, "amp_hist": hist, "disc_obs": jnp.where(unstable, info["disc_obs"], self.disc_obs(params, hist))}
 
     def evaluate_step(self, params, key, prev_data, data, info):
         frame = self.char_frame(data)
