@@ -59,8 +59,7 @@ from mjxmimic.motions.lib import MotionFrame, MotionLib
 from mjxmimic.paths import REPO_ROOT
 
 __all__ = ["AMPEnvConfig", "AMPEnv", "make_amp_env", "disc_obs", "disc_obs_frame_size", "static_joint_mask",
-           "history_fill",
-           "history_push", "demo_history", "load_style_motions"]
+           "history_fill", "history_push", "demo_history", "load_style_motions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +75,7 @@ class AMPEnvConfig(CharConfig):
     disc_dof_vel_obs: bool = True
     # Joints whose angle spans less than this (rad) over every frame of the style data are left
     # out of the disc obs (their rotation and velocity zeroed for demo and agent alike). A joint
-    # the clips never move is a point in the demo data that the agent's servo jitter (1e-3 rad)
+    # the clips never move is a point in the demo data that the agent's servo jitter (~2e-3 rad)
     # never hits, and the normalised disc obs turns that into a perfect separator (the K1 clips
     # hold the head, elbows and shoulder roll still). The pose still shows through the key bodies.
     # 0 keeps every joint (MimicKit); on MimicKit's G1 clips no joint is that still.
