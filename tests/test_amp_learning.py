@@ -110,6 +110,37 @@ def test_reward_mix_uses_task_and_style_weights():
         make_amp_trainer(PointReachEnv(), {}, cfg)
 
 
+def test_disc_input_noise_only_in_the_discriminator_loss():
+    """disc_input_noise perturbs the discriminator's training inputs (agent and demo) and
+    nothing else: the style reward and the fresh agent accuracy read clean inputs."""
+    env = AMPPointEnv()
+    p = env.default_params()
+    base = AMPConfig(num_envs=4, steps_per_iter=3, disc_hidden=(8,), disc_buffer_size=64, disc_replay_samples=4)
+    disc_obs = jax.random.normal(jax.random.PRNGKey(1), (3, 4, 2))
+    z = jnp.zeros((3, 4))
+    traj = Transition(obs=z, action=z, logp=z, mean=z, log_std=z, reward=z, done=z, truncated=z,
+                      terminal_obs=z, env_metrics={}, extra=disc_obs, curriculum=())
+
+    def one(noise):
+        ext = AMPExtension(env, dataclasses.replace(base, disc_input_noise=noise))
+        st = ext.init(jax.random.PRNGKey(0), p)
+        st1, rewards, demo, m = ext.prepare(st, traj, p, jax.random.PRNGKey(2))
+        st2, info = ext.update(st1, traj, demo, jnp.bool_(True), jax.random.PRNGKey(3))
+        return ext, st, rewards, m, st2, info
+
+    ext, st, r0, m0, s0, i0 = one(0.0)
+    _, _, r1, m1, s1, i1 = one(3.0)
+    logits = ext.disc.apply(st.disc_params, normlib.normalize(st.disc_norm, disc_obs.reshape(12, 2)))
+    assert float(m0["disc_agent_acc_fresh"]) == pytest.approx(float(jnp.mean(logits < 0)))
+    np.testing.assert_array_equal(r0, r1)                      # the reward sees clean inputs
+    assert float(m1["disc_agent_acc_fresh"]) == float(m0["disc_agent_acc_fresh"])
+    w0, w1 = jax.tree_util.tree_leaves(s0.disc_params), jax.tree_util.tree_leaves(s1.disc_params)
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(w0, w1)) > 1e-6   # the loss saw noise
+    assert float(i1["disc_loss"]) != float(i0["disc_loss"])
+    with pytest.raises(ValueError, match="disc_input_noise"):
+        AMPConfig(disc_input_noise=-1.0)
+
+
 # ----------------------------------------------------------------------------- learning
 AMP_CFG = AMPConfig(
     num_envs=16, steps_per_iter=32, actor_hidden=(32, 32), critic_hidden=(32, 32), disc_hidden=(32, 32),

@@ -54,6 +54,16 @@ class AMPConfig(PPOConfig):
     task_reward_weight: float = 0.0
     disc_reward_weight: float = 1.0
     disc_obs_clip: float = 10.0
+    # Not MimicKit's: Gaussian noise of this std (in normalised units) on both the agent and the
+    # demo inputs of the discriminator's loss ("instance noise"), never on the style reward's
+    # inputs. Two close distributions overlap under it, so the discriminator cannot separate them
+    # by differences smaller than the noise (e.g. servo lag; benchmarks/RESULTS.md). 0: off.
+    disc_input_noise: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.disc_input_noise < 0:
+            raise ValueError("disc_input_noise must be >= 0")
 
 
 # --------------------------------------------------------------------------- replay buffer
@@ -211,7 +221,11 @@ class AMPExtension:
         logits = self.disc.apply(ext.disc_params, self.normalize(ext.disc_norm, agent))
         r_style = style_reward(logits, cfg.disc_reward_scale).reshape(T, N)
         rewards = cfg.task_reward_weight * traj.reward + cfg.disc_reward_weight * r_style
-        metrics = {"style_reward_mean": jnp.mean(r_style), "style_reward_std": jnp.std(r_style)}
+        # The discriminator as the style reward uses it: this iteration's agent samples, clean
+        # inputs, before its update (disc_agent_acc is over the loss's minibatches, replay and
+        # disc_input_noise included).
+        metrics = {"style_reward_mean": jnp.mean(r_style), "style_reward_std": jnp.std(r_style),
+                   "disc_agent_acc_fresh": jnp.mean((logits < 0).astype(jnp.float32))}
         return ext.replace(replay=replay), rewards, demo, metrics
 
     def update(self, ext: AMPState, traj: Transition, demo, norm_enabled, key):
@@ -225,16 +239,23 @@ class AMPExtension:
         idx = mb.indices(k_idx, batch, steps)
         rep_idx = replay_sample(ext.replay, k_rep, idx.shape)  # each device replays its share
         norm = lambda x: self.normalize(ext.disc_norm, x)
+        noise = cfg.disc_input_noise
+        xs = (idx, rep_idx)
+        if noise > 0:  # a key per minibatch (fold_in: the other draws stay as without noise)
+            xs = xs + (jax.random.split(jax.random.fold_in(key, 1), idx.shape[0]),)
 
         def loss_fn(params, ix):
-            i, ri = ix
+            i, ri = ix[:2]
             replayed = ext.replay.data[ri.reshape(-1)]
             agent_b = norm(jnp.concatenate([Minibatches.take(agent_blocks, i), replayed], axis=0))
-            return disc_loss(self.disc.apply, params, agent_b, norm(self.demo_minibatch(demo_blocks, i)),
-                             cfg.disc_grad_penalty, cfg.disc_logit_reg)
+            demo_b = norm(self.demo_minibatch(demo_blocks, i))
+            if noise > 0:
+                ka, kd = jax.random.split(ix[2])
+                agent_b = agent_b + noise * jax.random.normal(ka, agent_b.shape, agent_b.dtype)
+                demo_b = demo_b + noise * jax.random.normal(kd, demo_b.shape, demo_b.dtype)
+            return disc_loss(self.disc.apply, params, agent_b, demo_b, cfg.disc_grad_penalty, cfg.disc_logit_reg)
 
-        params, opt_state, info = sgd_scan(self.disc_opt, loss_fn, ext.disc_params, ext.disc_opt_state,
-                                           (idx, rep_idx))
+        params, opt_state, info = sgd_scan(self.disc_opt, loss_fn, ext.disc_params, ext.disc_opt_state, xs)
         info["disc_loss"] = info.pop("loss")
         disc_norm = self.norm_update(ext.disc_norm, agent, demo, norm_enabled)
         return ext.replace(disc_params=params, disc_opt_state=opt_state, disc_norm=disc_norm), info
