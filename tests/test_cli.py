@@ -119,8 +119,8 @@ def test_play_reports_metrics(run_dir, tmp_path):
                       "--set", "env.episode_length=0.5"]) == 0
     assert 0 < json.loads(short.read_text())["episode_length_s"] <= 0.5 + 1e-6
     # an override that changes the env state (pushes add a timer) still restores the checkpoint
-    assert play.main([str(run_dir), "--no-video", "--episodes", "4", "--num-envs", "4",
-                      "--set", "env.randomize.push_interval=[0.1,0.2]", "--set", "env.randomize.push_vel=[1,1,0,0,0,0]"]) == 0
+    assert play.main([str(run_dir), "--no-video", "--episodes", "4", "--num-envs", "4", "--set",
+                      "env.randomize.push_interval=[0.1,0.2]", "--set", "env.randomize.push_vel=[1,1,0,0,0,0]"]) == 0
     assert play.main([str(run_dir), "--no-video", "--set", "agent.actor_hidden=[8]"]) == 2
     assert play.main([str(run_dir), "--no-video", "--set", "env.episode_length"]) == 2
     # the best checkpoint (--keep-best) restores as the step best.json names
