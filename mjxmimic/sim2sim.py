@@ -154,6 +154,13 @@ def physics_timestep(robot, meta: dict, dt: Optional[float] = None, model=None) 
     return float(dt)
 
 
+def _step_and_delay(robot, meta: dict, dt, delay: int, delay_ms, model=None) -> tuple[float, int]:
+    """(physics step, actuator delay in its steps): :func:`physics_timestep`, and ``delay_ms``
+    (when given) rounded to steps of it, else ``delay``."""
+    dt = physics_timestep(robot, meta, dt, model)
+    return dt, (delay if delay_ms is None else int(round(delay_ms / 1000.0 / dt)))
+
+
 def read_sensors(robot, data, anchor_id: Optional[int] = None) -> dict:
     """What the robot measures (plus, for tracking, the anchor body and the simulator-only anchor
     position and root velocity for the privileged terms), as float32 arrays; ``data`` must have
@@ -356,8 +363,7 @@ def run_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: Optio
                                  delay_ms)
     robot = load_robot(meta["robot"])
     _check(meta, robot)
-    dt = physics_timestep(robot, meta, dt)
-    delay = delay if delay_ms is None else int(round(delay_ms / 1000.0 / dt))
+    dt, delay = _step_and_delay(robot, meta, dt, delay, delay_ms)
     model = torque_model(robot, meta, dt)
     data = mujoco.MjData(model)
     servos = _Servos(robot, model, data, meta, dt, delay)
@@ -443,8 +449,7 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
     robot = load_robot(meta["robot"])
     _check(meta, robot)
     base, scene = sim_model(meta, robot)
-    dt = physics_timestep(robot, meta, dt, base)
-    delay = delay if delay_ms is None else int(round(delay_ms / 1000.0 / dt))
+    dt, delay = _step_and_delay(robot, meta, dt, delay, delay_ms, base)
     model = torque_model(robot, meta, dt, base)
     data = mujoco.MjData(model)
     servos = _Servos(robot, model, data, meta, dt, delay)
