@@ -176,3 +176,12 @@ def test_default_physics_step_keeps_the_policy_pd_stable(kick, capsys):
     assert capsys.readouterr().err == ""
     assert sim2sim.physics_timestep(robot, meta, 4 * limit, base) == 4 * limit
     assert f"joint {robot.joint_names[j]}" in capsys.readouterr().err
+
+
+def test_delay_in_milliseconds_is_rounded_to_physics_steps(kick):
+    _, env, _, meta, _ = kick
+    base, _ = sim2sim.sim_model(meta, env.robot)
+    assert sim2sim._step_and_delay(env.robot, meta, 0.0004, 3, None, base) == (0.0004, 3)
+    assert sim2sim._step_and_delay(env.robot, meta, 0.0004, 3, 25.0, base) == (0.0004, 62)   # 62.5 -> 62
+    dt, steps = sim2sim._step_and_delay(env.robot, meta, None, 0, 20.0, base)
+    assert steps == round(0.02 / dt) and steps > 0
