@@ -132,7 +132,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    loaded = _load_policy(run_dir, args, perturbed=args.perturbed, extra=args.overrides)
+    loaded = load_policy(run_dir, args.step, args.best, perturbed=args.perturbed, extra=args.overrides)
     if loaded is None:
         return 2
     env, params, agent_cfg, ts, policy_fn = loaded
@@ -168,9 +168,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _load_policy(run_dir: Path, args, perturbed: bool = False, extra: dict | None = None):
+def load_policy(run_dir: Path, step=None, best: bool = False, perturbed: bool = False, extra: dict | None = None):
     """(env, params, agent config, train state, deterministic policy_fn) of the run's checkpoint
-    (``args.step`` / ``args.best``), the env built with :func:`eval_overrides` and ``extra``; None
+    (``step`` / ``best``), the env built with :func:`eval_overrides` and ``extra``; None
     after printing the error (a missing or broken run directory, config or checkpoint)."""
     import jax
 
@@ -186,8 +186,8 @@ def _load_policy(run_dir: Path, args, perturbed: bool = False, extra: dict | Non
         # (no pushes: no push timer), so restore into the run's own template; the policy
         # network is the same (overrides must keep the observation and action sizes).
         template = trainer if not extra else build(run_dir, overrides=base)[3]
-        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), template.abstract_state(), args.step,
-                                 best=args.best)
+        ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), template.abstract_state(), step,
+                                 best=best)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return None
@@ -222,7 +222,7 @@ def _play_latents(args, run_dir: Path) -> int:
     import jax
 
     from mjxmimic.ase_eval import HOLD_LATENT_OVERRIDES, evaluate_latents
-    loaded = _load_policy(run_dir, args, extra={**args.overrides, **HOLD_LATENT_OVERRIDES})
+    loaded = load_policy(run_dir, args.step, args.best, extra={**args.overrides, **HOLD_LATENT_OVERRIDES})
     if loaded is None:
         return 2
     env, params, _, ts, policy_fn = loaded
