@@ -73,3 +73,16 @@ def test_looping_clips_record_loop_seconds(recorded):
     looped = params.replace(motion=params.motion.replace(wrap=jnp.asarray([True, False])))
     clips, skipped = record.record_clips(env, looped, policy_fn, ["a", "b"], loop_seconds=0.2, seconds=0.3)
     assert not skipped and clips["a"].num_frames == 10 and clips["b"].num_frames == 15
+
+
+def test_episodes_from_perturbed_starts(recorded, tmp_path):
+    """--episodes 2 --perturbed: two different episodes per clip, named <clip>_<k>, half the weight each."""
+    run_dir, _, env, _ = recorded
+    out = tmp_path / "sim2"
+    assert record.main([str(run_dir), "--out", str(out), "--seconds", "0.1", "--episodes", "2", "--perturbed"]) == 0
+    ds = load_dataset(out / "kick.yaml", env.robot)
+    assert [f.stem for f in ds.files] == ["kick_right_0", "kick_right_1", "kick_left_0", "kick_left_1"]
+    np.testing.assert_allclose(ds.weights, 0.5)
+    a, b = ds.clips[0], ds.clips[1]
+    assert np.abs(a.joint_pos[0] - b.joint_pos[0]).max() > 1e-3    # different perturbed starts
+    assert "--episodes 2 --perturbed" in (out / "kick.yaml").read_text()

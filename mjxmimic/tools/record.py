@@ -1,13 +1,15 @@
 """Record a trained tracking policy's simulated motion as clips: style data a simulated robot can match.
 
-    python -m mjxmimic.tools.record RUN_DIR --out DIR [--loop-seconds 5] [--seconds S] [--step N | --best]
+    python -m mjxmimic.tools.record RUN_DIR --out DIR [--episodes N --perturbed] [--loop-seconds 5] [--seconds S]
 
 For each clip of the run's motion file (a clip or a dataset YAML), the deterministic policy tracks
 it from its first frame with ``play``'s evaluation settings (no observation or reset noise): a
 non-looping clip for its length, a looping one for ``--loop-seconds`` (several cycles), each at
 most ``--seconds``. The simulated root and joints at every control step become a
 clip of the same name in DIR (npz, ``clamp``, fps = the control rate), and the clips a dataset
-YAML named like the source with the source's weights. A clip whose episode ends before its end (a
+YAML named like the source with the source's weights. ``--episodes N --perturbed`` records N
+episodes of each clip from the training's perturbed starts (clips ``<name>_<k>``, each with 1/N
+of the weight): a recovering tracker widens each clip's thin curve in the style data. A clip whose episode ends before its end (a
 fall or a tracking failure) is left out with a warning; if none is left nothing is written.
 
 Why: an AMP discriminator tells any simulated motion from kinematic clips (servo lag, a trunk
@@ -24,7 +26,12 @@ import numpy as np
 
 from mjxmimic.motions.clip import Clip, MotionError
 
-__all__ = ["clip_sources", "record_clips", "main"]
+__all__ = ["clip_sources", "episode_name", "record_clips", "main"]
+
+
+def episode_name(name: str, k: int, episodes: int) -> str:
+    """The recorded clip's name: the source's, with ``_<k>`` when several episodes are recorded."""
+    return name if episodes == 1 else f"{name}_{k}"
 
 
 def clip_sources(motion_file: Path):
@@ -39,10 +46,12 @@ def clip_sources(motion_file: Path):
     return [Path(e["file"]).stem for e in entries], [float(e.get("weight", 1.0)) for e in entries]
 
 
-def record_clips(env, params, policy_fn, names, loop_seconds: float = 5.0, seconds: float | None = None, key=None):
-    """({name: Clip} of the clips tracked to their end, {name: reason} of those left out). Clip
+def record_clips(env, params, policy_fn, names, loop_seconds: float = 5.0, seconds: float | None = None,
+                 episodes: int = 1, key=None):
+    """({name: Clip} of the episodes tracked to their end, {name: reason} of those left out). Clip
     ``i`` is chosen by giving it all the sampling weight; the env must start episodes at a clip's
-    first frame (play's evaluation settings of the tracking envs)."""
+    first frame (play's evaluation settings of the tracking envs). With ``episodes`` > 1 the
+    names are ``<name>_<k>`` and episode k uses ``fold_in(key, k)``."""
     import jax
     import jax.numpy as jnp
 
@@ -76,8 +85,10 @@ def record_clips(env, params, policy_fn, names, loop_seconds: float = 5.0, secon
     run = jax.jit(run)
     key = jax.random.PRNGKey(0) if key is None else key
     clips, skipped = {}, {}
-    for i, name in enumerate(names):
-        q, done, mid, t0 = (np.asarray(x) for x in run(jnp.eye(lib.num_motions, dtype=jnp.float32)[i], key))
+    for i, k in ((i, k) for i in range(len(names)) for k in range(episodes)):
+        name = episode_name(names[i], k, episodes)
+        q, done, mid, t0 = (np.asarray(x) for x in run(jnp.eye(lib.num_motions, dtype=jnp.float32)[i],
+                                                       jax.random.fold_in(key, k)))
         if int(mid) != i or float(t0) != 0.0:
             raise ValueError(f"record: the env started clip {int(mid)} at {float(t0):.3f} s, not clip {i} at 0 s; "
                              "recording needs episodes that start at a clip's first frame (a tracking run)")
@@ -107,6 +118,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path, help="a tracking run (train --out)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the clips and the dataset YAML")
+    ap.add_argument("--episodes", type=int, default=1, help="episodes recorded per clip")
+    ap.add_argument("--perturbed", action="store_true", help="start from the training's reset noise (with --episodes)")
     ap.add_argument("--loop-seconds", type=float, default=5.0, help="how long to record a looping clip")
     ap.add_argument("--seconds", type=float, help="record at most this much of each clip (default: all of it)")
     ap.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
@@ -114,12 +127,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if (args.seconds is not None and args.seconds <= 0) or args.loop_seconds <= 0:
         ap.error("--seconds and --loop-seconds must be positive")
+    if args.episodes < 1:
+        ap.error("--episodes must be >= 1")
 
     from mjxmimic.envs.registry import load_config
     from mjxmimic.io_util import atomic_write
     from mjxmimic.play import load_policy
 
-    loaded = load_policy(args.run_dir, args.step, args.best)
+    loaded = load_policy(args.run_dir, args.step, args.best, perturbed=args.perturbed)
     if loaded is None:
         return 1
     env, params, _, _, policy_fn = loaded
@@ -129,7 +144,7 @@ def main(argv=None) -> int:
         return 1
     names, weights = clip_sources(motion_file)
     try:
-        clips, skipped = record_clips(env, params, policy_fn, names, args.loop_seconds, args.seconds)
+        clips, skipped = record_clips(env, params, policy_fn, names, args.loop_seconds, args.seconds, args.episodes)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -141,10 +156,14 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, clip in clips.items():
         clip.save_npz(args.out / f"{name}.npz")
-    kept = [(n, w) for n, w in zip(names, weights) if n in clips]
+    kept = [(episode_name(n, k, args.episodes), w / args.episodes) for n, w in zip(names, weights)
+            for k in range(args.episodes)]
+    kept = [(n, w) for n, w in kept if n in clips]
     out_yaml = args.out / (motion_file.name if motion_file.suffix.lower() in (".yaml", ".yml")
                            else f"{motion_file.stem}.yaml")
     cmd = " ".join(["python -m mjxmimic.tools.record", str(args.run_dir), "--out", str(args.out)]
+                   + (["--episodes", str(args.episodes)] if args.episodes > 1 else [])
+                   + (["--perturbed"] if args.perturbed else [])
                    + (["--loop-seconds", f"{args.loop_seconds:g}"] if args.loop_seconds != 5.0 else [])
                    + (["--seconds", f"{args.seconds:g}"] if args.seconds else []))
     atomic_write(out_yaml, _dataset_yaml(args.run_dir, motion_file, [n for n, _ in kept], [w for _, w in kept], cmd))
