@@ -57,7 +57,11 @@ def test_frames_are_the_env_states_of_the_rollout(recorded):
 
 
 def test_refuses_bad_input(recorded, tmp_path, capsys):
-    run_dir, *_ = recorded
+    run_dir, out, *_ = recorded
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert record.main([str(run_dir), "--out", str(out)]) == 1      # a folder holding this recording
+    assert "already holds" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert record.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 1
     with pytest.raises(SystemExit):
         record.main([str(run_dir), "--out", str(tmp_path / "o"), "--seconds", "0"])

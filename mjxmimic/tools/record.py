@@ -1,20 +1,20 @@
-"""Record a trained tracking policy's simulated motion as clips: style data a simulated robot can match.
+"""Record a trained tracking policy's simulated motion as clips: style data a simulated robot can reach.
 
     python -m mjxmimic.tools.record RUN_DIR --out DIR [--episodes N --perturbed] [--loop-seconds 5] [--seconds S]
 
 For each clip of the run's motion file (a clip or a dataset YAML), the deterministic policy tracks
 it from its first frame with ``play``'s evaluation settings (no observation or reset noise): a
 non-looping clip for its length, a looping one for ``--loop-seconds`` (several cycles), each at
-most ``--seconds``. The simulated root and joints at every control step become a
-clip of the same name in DIR (npz, ``clamp``, fps = the control rate), and the clips a dataset
-YAML named like the source with the source's weights. ``--episodes N --perturbed`` records N
-episodes of each clip from the training's perturbed starts (clips ``<name>_<k>``, each with 1/N
-of the weight): a recovering tracker widens each clip's thin curve in the style data. A clip whose episode ends before its end (a
-fall or a tracking failure) is left out with a warning; if none is left nothing is written.
+most ``--seconds``. The simulated root and joints at every control step become a clip of the same
+name in DIR (npz, ``clamp``, fps = the control rate), and the clips a dataset YAML named like the
+source with the source's weights. ``--episodes N --perturbed`` records N episodes of each clip
+from the training's perturbed starts (clips ``<name>_<k>``, 1/N of the weight each). An episode
+that ends early (a fall or a tracking failure) is left out with a warning; if none is left, or
+DIR already holds a file of this recording's names, nothing is written.
 
-Why: an AMP discriminator tells any simulated motion from kinematic clips (servo lag, a trunk
-held exactly level, joints held exactly still; ``benchmarks/RESULTS.md``, kick style). Clips
-recorded in the simulator keep the motion and drop what no simulated policy can reproduce.
+Why: a converged AMP discriminator tells any simulated motion from a few kinematic clips, which
+are thin curves in its input (``benchmarks/RESULTS.md``, kick style). Clips recorded in the
+simulator, from perturbed starts, are motion a simulated robot can reach, with a tracker's spread.
 """
 from __future__ import annotations
 
@@ -143,6 +143,14 @@ def main(argv=None) -> int:
         print("error: the run has no env.motion_file (record needs a tracking run)", file=sys.stderr)
         return 1
     names, weights = clip_sources(motion_file)
+    out_yaml = args.out / (motion_file.name if motion_file.suffix.lower() in (".yaml", ".yml")
+                           else f"{motion_file.stem}.yaml")
+    planned = [(episode_name(n, k, args.episodes), w / args.episodes) for n, w in zip(names, weights)
+               for k in range(args.episodes)]
+    taken = [p.name for p in [out_yaml] + [args.out / f"{n}.npz" for n, _ in planned] if p.exists()]
+    if taken:   # never mix two recordings
+        print(f"error: {args.out} already holds {taken[:3]}; choose another --out", file=sys.stderr)
+        return 1
     try:
         clips, skipped = record_clips(env, params, policy_fn, names, args.loop_seconds, args.seconds, args.episodes)
     except ValueError as e:
@@ -156,11 +164,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, clip in clips.items():
         clip.save_npz(args.out / f"{name}.npz")
-    kept = [(episode_name(n, k, args.episodes), w / args.episodes) for n, w in zip(names, weights)
-            for k in range(args.episodes)]
-    kept = [(n, w) for n, w in kept if n in clips]
-    out_yaml = args.out / (motion_file.name if motion_file.suffix.lower() in (".yaml", ".yml")
-                           else f"{motion_file.stem}.yaml")
+    kept = [(n, w) for n, w in planned if n in clips]
     cmd = " ".join(["python -m mjxmimic.tools.record", str(args.run_dir), "--out", str(args.out)]
                    + (["--episodes", str(args.episodes)] if args.episodes > 1 else [])
                    + (["--perturbed"] if args.perturbed else [])
