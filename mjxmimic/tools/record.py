@@ -34,16 +34,16 @@ def episode_name(name: str, k: int, episodes: int) -> str:
     return name if episodes == 1 else f"{name}_{k}"
 
 
-def clip_sources(motion_file: Path):
+def clip_sources(motion_file: Path, robot):
     """(names, weights) of the clips of a run's motion file, in MotionLib order: a dataset YAML's
-    entries, or the one clip."""
-    import yaml
+    entries (read by :func:`~mjxmimic.motions.io.load_dataset`, with its checks), or the one clip."""
+    from mjxmimic.motions.io import load_dataset
 
     motion_file = Path(motion_file)
     if motion_file.suffix.lower() not in (".yaml", ".yml"):
         return [motion_file.stem], [1.0]
-    entries = yaml.safe_load(motion_file.read_text())["motions"]
-    return [Path(e["file"]).stem for e in entries], [float(e.get("weight", 1.0)) for e in entries]
+    ds = load_dataset(motion_file, robot)
+    return [f.stem for f in ds.files], [float(w) for w in ds.weights]
 
 
 def record_clips(env, params, policy_fn, names, loop_seconds: float = 5.0, seconds: float | None = None,
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     if motion_file is None:
         print("error: the run has no env.motion_file (record needs a tracking run)", file=sys.stderr)
         return 1
-    names, weights = clip_sources(motion_file)
+    names, weights = clip_sources(motion_file, env.robot)
     out_yaml = args.out / (motion_file.name if motion_file.suffix.lower() in (".yaml", ".yml")
                            else f"{motion_file.stem}.yaml")
     planned = [(episode_name(n, k, args.episodes), w / args.episodes) for n, w in zip(names, weights)
