@@ -82,27 +82,33 @@ def record_clips(env, params, policy_fn, names, loop_seconds: float = 5.0, secon
         return (jnp.concatenate([s0.physics.qpos[None], q]), done, s0.info["motion_id"],
                 s0.info["motion_time0"])
 
-    run = jax.jit(run)
+    # One compiled call per clip runs all its episodes side by side (episode k: fold_in(key, k)).
+    run = jax.jit(jax.vmap(run, in_axes=(None, 0)))
     key = jax.random.PRNGKey(0) if key is None else key
+    keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(episodes))
     clips, skipped = {}, {}
-    for i, k in ((i, k) for i in range(len(names)) for k in range(episodes)):
-        name = episode_name(names[i], k, episodes)
-        q, done, mid, t0 = (np.asarray(x) for x in run(jnp.eye(lib.num_motions, dtype=jnp.float32)[i],
-                                                       jax.random.fold_in(key, k)))
-        if int(mid) != i or float(t0) != 0.0:
-            raise ValueError(f"record: the env started clip {int(mid)} at {float(t0):.3f} s, not clip {i} at 0 s; "
-                             "recording needs episodes that start at a clip's first frame (a tracking run)")
-        n = frames[i]
-        # done[k] ends the step that gives frame k + 1 (the state after it is the next episode's reset).
-        ended = np.flatnonzero(done[: n - 1])
-        if ended.size:
-            skipped[name] = f"the episode ended at {(ended[0] + 1) * dt:.2f} s of {lengths[i]:.2f} s"
-            continue
-        q = q[:n]
-        clips[name] = Clip(fps=1.0 / dt, loop="clamp", root_pos=q[:, :3].astype(np.float64),
-                           root_rot=q[:, 3:7].astype(np.float64), joint_pos=q[:, robot.qpos_idx].astype(np.float64),
-                           joint_names=tuple(robot.joint_names), name=name)
+    for i in range(len(names)):
+        out = [np.asarray(x) for x in run(jnp.eye(lib.num_motions, dtype=jnp.float32)[i], keys)]
+        for k, (q, done, mid, t0) in enumerate(zip(*out)):
+            name = episode_name(names[i], k, episodes)
+            if int(mid) != i or float(t0) != 0.0:
+                raise ValueError(f"record: the env started clip {int(mid)} at {float(t0):.3f} s, not clip {i} at 0 s; "
+                                 "recording needs episodes that start at a clip's first frame (a tracking run)")
+            n = frames[i]
+            # done[k] ends the step that gives frame k + 1 (the state after it is the next episode's reset).
+            ended = np.flatnonzero(done[: n - 1])
+            if ended.size:
+                skipped[name] = f"the episode ended at {(ended[0] + 1) * dt:.2f} s of {lengths[i]:.2f} s"
+                continue
+            clips[name] = _clip(q[:n], dt, robot, name)
     return clips, skipped
+
+
+def _clip(q, dt: float, robot, name: str) -> Clip:
+    """A recorded episode's qpos [T, nq] as a clamped clip at the control rate."""
+    return Clip(fps=1.0 / dt, loop="clamp", root_pos=q[:, :3].astype(np.float64),
+                root_rot=q[:, 3:7].astype(np.float64), joint_pos=q[:, robot.qpos_idx].astype(np.float64),
+                joint_names=tuple(robot.joint_names), name=name)
 
 
 def _dataset_yaml(run_dir: Path, motion_file: Path, names, weights, cmd: str) -> str:
