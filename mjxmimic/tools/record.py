@@ -15,9 +15,9 @@ DIR already holds a file of this recording's names, nothing is written.
 Why: a converged AMP discriminator tells any simulated motion from a few kinematic clips, which
 are thin curves in its input (``benchmarks/RESULTS.md``, kick style). Clips recorded in the
 simulator, from perturbed starts, are motion a simulated robot can reach, with a tracker's spread.
-Each episode is a thin curve too: with 4 episodes per clip a converged discriminator still tells a
-fifth apart (agent accuracy 0.95, same file), so record many; a clip's episodes run side by side in
-one compiled call.
+Each episode is a thin curve too: trained on 3 episodes per clip, a converged discriminator still
+tells a fourth apart (agent accuracy 0.95, same file), so record many; a clip's episodes run side
+by side in one compiled call.
 """
 from __future__ import annotations
 
