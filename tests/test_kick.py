@@ -191,16 +191,18 @@ def test_episode_stats():
 @pytest.fixture(scope="module")
 def kick_run(k1):
     clip = synthetic_clip(k1, frames=61, fps=30.0, loop="wrap", speed=0.3, yaw_rate=0.3, amp=0.1)
-    env = KickEnv(KickConfig(robot="k1"), robot=k1)
+    env = KickEnv(KickConfig(robot="k1", approach_until_touch=True), robot=k1)
     params = env.default_params(build_motion_lib([clip], k1))
-    a = env.ball_qpos_adr
+    a, v = env.ball_qpos_adr, env.ball_qvel_adr
 
     @jax.jit
     def run(keys):
         s0 = jax.vmap(env.reset, in_axes=(None, 0))(params, keys)
         # envs 0-1: move the target onto the ball -> success on the first step
         tar = s0.info["tar_pos"].at[:2, :2].set(s0.physics.qpos[:2, a:a + 2])
-        s0b = s0.replace(info={**s0.info, "tar_pos": tar})
+        # env 2: the ball rolls away at 1 m/s (touched); env 3: it stays at rest
+        qvel = s0.physics.qvel.at[2, v].set(1.0)
+        s0b = s0.replace(info={**s0.info, "tar_pos": tar}, physics=s0.physics.replace(qvel=qvel))
         s1 = jax.vmap(env.step, in_axes=(None, 0, 0))(params, s0b, s0.physics.ctrl)
         return s0, s1
     s0, s1 = run(jax.random.split(jax.random.PRNGKey(1), 4))
@@ -235,3 +237,23 @@ def test_kick_success_ends_and_bootstraps(kick_run):
     np.testing.assert_allclose(np.asarray(s1.metrics["time_to_success"][:2]), env.control_dt, atol=1e-6)
     assert np.all(np.asarray(s1.metrics["final_ball_target_dist"][:2]) < c.target_radius)
     assert bool(jnp.all(jnp.isfinite(s1.info["disc_obs"])))
+
+
+def test_approach_until_touch(kick_run):
+    """approach_until_touch: a new episode starts untouched; once the ball rolls faster than
+    touch_speed the approach term is 1 however far the ball is (env 2), and not before (env 3)."""
+    env, params, s0, s1 = kick_run
+    assert not np.asarray(s0.info["ball_touched"]).any()
+    np.testing.assert_array_equal(np.asarray(s1.info["ball_touched"][2:]), [True, False])
+    r = np.asarray(s1.metrics["r_approach"])
+    assert r[2] == pytest.approx(1.0) and r[3] < 0.95          # the ball is 0.5-1.2 m from the root
+    # the pure term: the latch only replaces the approach term
+    args = (jnp.array([0.0, 0.0, 0.55]), jnp.array([0.0, 0.0, 0.55]), rmath.yaw_quat(jnp.float32(0.0)),
+            jnp.array([1.0, 0.0, R]), jnp.zeros(3), jnp.array([3.0, 0.0, 0.0]), 1 / 30, env.cfg)
+    r0, t0 = kick_reward(*args)
+    r1, t1 = kick_reward(*args, jnp.asarray(True))
+    assert float(t1["approach"]) == 1.0 and float(t0["approach"]) < 1.0
+    assert float(r1 - r0) == pytest.approx(env.cfg.w_approach * (1.0 - float(t0["approach"])), abs=1e-6)
+    assert float(kick_reward(*args, jnp.asarray(False))[0]) == pytest.approx(float(r0), abs=1e-7)
+    with pytest.raises(ValueError, match="touch_speed"):
+        KickConfig(robot="k1", touch_speed=0.0)

@@ -22,6 +22,8 @@ ball linear velocity (3), target centre relative to the root (xy, 2).
 Task reward (:func:`kick_reward`), weights ``w_*``:
   * approach: MimicKit's location reward with the ball as the target (position,
     speed toward the ball, facing it; the last two saturate within ``approach_dist``);
+    with ``approach_until_touch`` it is 1 from the step the ball first rolls faster than
+    ``touch_speed`` to the episode's end, so a kicked ball rolling away costs nothing;
   * ball velocity: clip(v_bt / v*, 0, 1), v_bt the ball's velocity toward the target
     (0 for a ball at rest or moving away, 1 at ``ball_speed`` or faster);
   * ball position: exp(-s·d_bt²), d_bt the ball-to-target distance;
@@ -72,17 +74,30 @@ class KickConfig(BallTaskConfig):
     approach_dist: float = 0.35               # m: speed/facing terms saturate closer than this
     approach_pos_scale: float = 0.5
     approach_vel_scale: float = 4.0
+    # Off (MimicKit's location reward throughout): the approach term falls as a kicked ball rolls
+    # away, so it pays to keep the ball close. In sim2sim the deployed kick pushed the ball in short
+    # touches and parked it under itself in 51 of its 59 timeouts (benchmarks/RESULTS.md).
+    approach_until_touch: bool = False
+    touch_speed: float = 0.1                  # m/s of the ball (xy) that counts as touched
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.touch_speed <= 0:
+            raise ValueError(f"touch_speed must be positive (m/s), got {self.touch_speed}")
 
 
 # ---------------------------------------------------------------------------------------
 # pure functions
 # ---------------------------------------------------------------------------------------
-def kick_reward(root_pos, prev_root_pos, root_rot, ball_pos, ball_vel, tar_pos, dt, c: KickConfig):
-    """(reward without the success bonus, {term: value}) -- see the module docstring."""
+def kick_reward(root_pos, prev_root_pos, root_rot, ball_pos, ball_vel, tar_pos, dt, c: KickConfig, touched=None):
+    """(reward without the success bonus, {term: value}) -- see the module docstring. ``touched``:
+    whether the ball has been touched this episode (``approach_until_touch``; None: not tracked)."""
     approach = location_reward(root_pos, prev_root_pos, root_rot, ball_pos, c.approach_speed, dt,
                                dist_threshold=c.approach_dist ** 2, pos_err_scale=c.approach_pos_scale,
                                vel_err_scale=c.approach_vel_scale, pos_reward_w=0.5, vel_reward_w=0.4,
                                face_reward_w=0.1)
+    if touched is not None:
+        approach = jnp.where(touched, 1.0, approach)
     _, ball_vel_r, ball_pos_r = ball_target_terms(ball_pos, ball_vel, tar_pos, c.ball_speed, c.ball_pos_scale)
     terms = {"approach": approach, "ball_vel": ball_vel_r, "ball_pos": ball_pos_r}
     r = c.w_approach * approach + c.w_ball_vel * ball_vel_r + c.w_ball_pos * ball_pos_r
@@ -108,6 +123,12 @@ class KickEnv(BallTaskEnv):
     task_metric_names = ("success", "fall", "ball_target_dist", "ball_speed", "time_to_success",
                          "final_ball_target_dist") + tuple(f"r_{k}" for k in KICK_REWARD_TERMS)
 
+    def task_init(self, params, key, qpos, qvel, info):
+        qpos, qvel, info = super().task_init(params, key, qpos, qvel, info)
+        if self.cfg.approach_until_touch:   # only then: the default env state keeps its layout
+            info = {**info, "ball_touched": jnp.zeros((), bool)}
+        return qpos, qvel, info
+
     def task_obs(self, params, data, frame, info):
         ball_pos, ball_vel = self.ball_state(data)
         return kick_obs(frame.root_pos, frame.root_rot, ball_pos, ball_vel, info["tar_pos"])
@@ -115,8 +136,12 @@ class KickEnv(BallTaskEnv):
     def task_step(self, params, key, prev_data, data, frame, info):
         c = self.cfg
         ball_pos, ball_vel = self.ball_state(data)
+        touched = None
+        if c.approach_until_touch:
+            touched = info["ball_touched"] | (jnp.linalg.norm(ball_vel[:2]) > c.touch_speed)
+            info = {**info, "ball_touched": touched}
         r, terms = kick_reward(frame.root_pos, prev_data.qpos[0:3], frame.root_rot, ball_pos, ball_vel,
-                               info["tar_pos"], self.control_dt, c)
+                               info["tar_pos"], self.control_dt, c, touched)
         fell = self.has_fallen(params, data, info)
         d_bt, success, upright_success = kick_success(ball_pos, info["tar_pos"], c.target_radius, fell)
         r = r + c.success_bonus * success
