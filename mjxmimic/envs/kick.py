@@ -76,7 +76,8 @@ class KickConfig(BallTaskConfig):
     approach_vel_scale: float = 4.0
     # Off (MimicKit's location reward throughout): the approach term falls as a kicked ball rolls
     # away, so it pays to keep the ball close. In sim2sim the deployed kick pushed the ball in short
-    # touches and parked it under itself in 51 of its 59 timeouts (benchmarks/RESULTS.md).
+    # touches and parked it under itself in 51 of its 59 timeouts (benchmarks/RESULTS.md). Trained
+    # once on k1_kick_deploy with it on: no better (35.9% in MJX; RESULTS, "Holding the approach term").
     approach_until_touch: bool = False
     touch_speed: float = 0.1                  # m/s of the ball (xy) that counts as touched
 
