@@ -333,6 +333,102 @@ def test_trainer_ramps_the_randomisation(tiny):
     assert plain.schedule_apply(params, 0) == (params, {})
 
 
+# ---- the critic's privileged randomisation values (dr_obs, env.critic_dr_obs) -----------
+def test_dr_obs_closed_form():
+    """Each active term over its full range; a zero width gives 0; the delay line and the push
+    countdown are left out; jit and vmap safe."""
+    cfg = RandomizeConfig(friction=(0.4, 0.8), restitution=(0.2, 0.2), joint_offset=(-0.02, 0.02),
+                          com_offset=(0.02, 0.0, 0.05), mass_scale=(0.9, 1.1), kp_scale=(0.8, 1.2), delay=(2, 6),
+                          push_interval=(1.0, 3.0))
+    lay = randomize.Layout(contact_geom_ids=np.array([0], np.int32), link_body_ids=np.arange(1, 4, dtype=np.int32),
+                           com_body_id=1, num_joints=2, num_substeps=4, history=2, push_steps=(50.0, 150.0),
+                           friction0=1.0)
+    dr = {"friction": jnp.float32(0.5), "restitution": jnp.float32(0.2), "joint_offset": jnp.array([0.01, -0.02]),
+          "com_offset": jnp.array([0.01, 0.03, -0.05]), "mass_scale": jnp.array([1.0, 1.1, 0.95]),
+          "kp_scale": jnp.array([0.8, 1.0]), "delay": jnp.int32(5), "prev_targets": jnp.ones((2, 2)),
+          "push_countdown": jnp.int32(7)}
+    want = [-0.5, 0.0, 0.5, -1.0, 0.5, 0.0, -1.0, 0.0, 1.0, -0.5, -1.0, 0.0, 0.5]
+    assert randomize.dr_obs_size(cfg, lay) == len(want) == 13
+    o = randomize.dr_obs(cfg, lay, dr)
+    assert o.dtype == jnp.float32
+    np.testing.assert_allclose(o, want, atol=1e-6)
+    batch = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), dr)
+    np.testing.assert_allclose(jax.jit(jax.vmap(lambda d: randomize.dr_obs(cfg, lay, d)))(batch), [want, want],
+                               atol=1e-6)
+    # Pushes alone have no value to observe.
+    assert randomize.dr_obs_size(RandomizeConfig(push_interval=(1.0, 3.0)), lay) == 0
+    assert randomize.dr_obs(RandomizeConfig(push_interval=(1.0, 3.0)), lay, {}).shape == (0,)
+
+
+def _amp(tiny, ase=False, **kw):
+    """A tiny AMP (or ASE) env on the robot set with every randomisation on, no motions."""
+    from mjxmimic.envs.amp import AMPEnv, AMPEnvConfig
+    from mjxmimic.envs.ase import ASEEnv, ASEEnvConfig
+    kw = {"robot": "tiny", "control_freq": 50.0, "episode_length": 1.0, "observation": "robot", "randomize": ALL, **kw}
+    return ASEEnv(ASEEnvConfig(**kw), tiny, tiny.model) if ase else AMPEnv(AMPEnvConfig(**kw), tiny, tiny.model)
+
+
+def test_critic_dr_obs_appends_the_values_to_the_critic(tiny):
+    """Reset and a step with obs_history 2: the obs grows by dr_obs_size at its end, holding
+    dr_obs of the env's info["dr"]; everything before is the flag-off env's, bit for bit."""
+    on, off = _amp(tiny, critic_dr_obs=True, obs_history=2), _amp(tiny, obs_history=2)
+    D = randomize.dr_obs_size(ALL, on.dr_layout)
+    assert D == on.dr_obs_size == 17 and off.dr_obs_size == 0   # 1+1+2+3+5 links+2+2+1
+    assert on.obs_size == off.obs_size + D and on.actor_obs_size == off.actor_obs_size
+
+    @jax.jit
+    def run(params):   # reset and one step of both envs, in one compile
+        out = []
+        for env, p in zip((on, off), params):
+            s0 = env.reset(p, jax.random.PRNGKey(4))
+            out.append((s0, env.step(p, s0, jnp.array([0.3, -0.2], jnp.float32))))
+        return out
+
+    for s, t in zip(*run((on.default_params(), off.default_params()))):
+        assert s.obs.shape == (on.obs_size,)
+        np.testing.assert_array_equal(s.obs[:off.obs_size], t.obs)
+        np.testing.assert_allclose(s.obs[off.obs_size:], randomize.dr_obs(ALL, on.dr_layout, s.info["dr"]),
+                                   rtol=0, atol=1e-6)   # jitted vs eager rounding
+        assert np.all(np.abs(np.asarray(s.obs[off.obs_size:])) <= 1.0 + 1e-6)
+    # Without randomisation the flag changes nothing.
+    assert _amp(tiny, critic_dr_obs=True, randomize=RandomizeConfig()).dr_obs_size == 0
+
+
+def test_critic_dr_obs_keeps_the_ase_latent_in_place(tiny):
+    env = _amp(tiny, ase=True, critic_dr_obs=True, latent_dim=4)
+    s = jax.jit(env.reset)(env.default_params(), jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(env.latent(s.obs), s.info["latent"])
+    z = jnp.array([0.0, 1.0, 0.0, 0.0])
+    o = env.with_latent(s.obs, z)
+    np.testing.assert_array_equal(env.latent(o), z)
+    np.testing.assert_array_equal(o[env.actor_obs_size - 4:env.actor_obs_size], z)
+    np.testing.assert_array_equal(o[-env.dr_obs_size:], s.obs[-env.dr_obs_size:])
+
+
+def test_tracking_critic_dr_obs():
+    """The tracking env (k1_walk_deploy: robot set, randomisation on) the same way: its reset obs
+    is the flag-off env's obs of that state, then dr_obs of the state's info["dr"]."""
+    from mjxmimic.envs.registry import make_env
+    on, params, _ = make_env("k1_walk_deploy", {"env.num_envs": 1, "env.critic_dr_obs": "true"})
+    off, params_off, _ = make_env("k1_walk_deploy", {"env.num_envs": 1})
+    D = randomize.dr_obs_size(on.cfg.randomize, on.dr_layout)
+    assert D > 0 and on.dr_obs_size == D and on.obs_size == off.obs_size + D
+    assert on.actor_obs_size == off.actor_obs_size
+    s = jax.jit(on.reset)(params, jax.random.PRNGKey(2))
+    o = jax.jit(off.observation)(params_off, s.physics, s.info)
+    np.testing.assert_allclose(s.obs[:off.obs_size], o, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(s.obs[off.obs_size:], randomize.dr_obs(on.cfg.randomize, on.dr_layout, s.info["dr"]),
+                               rtol=0, atol=1e-6)
+
+
+def test_critic_dr_obs_needs_the_robot_set():
+    from mjxmimic.envs.amp import AMPEnvConfig
+    with pytest.raises(ValueError, match="critic_dr_obs needs observation: robot"):
+        AMPEnvConfig(robot="tiny", observation="full", critic_dr_obs=True)
+    with pytest.raises(ConfigError, match="critic_dr_obs needs observation: robot"):
+        load_config("k1_kick", {"env.critic_dr_obs": "true"})
+
+
 # ---- profiles in envs, config parsing --------------------------------------------------
 def test_deploy_profile_in_the_env(tiny):
     env = _env(tiny, profile="deploy")

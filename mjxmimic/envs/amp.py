@@ -30,7 +30,9 @@ Observation (``observation``): ``full`` = MimicKit's char obs + the task obs; ``
 [projected gravity, gyro, joint pos − default, joint vel, last action (the PD target mapped
 back onto the policy's [-1, 1]), task obs] with uniform noise (``obs_noise_scale`` times
 :data:`~mjxmimic.envs.observations.ROBOT_NOISE`; none on the task terms), then the full obs
-appended noise-free for the critic (``actor_obs_size`` = the robot part).
+appended noise-free for the critic (``actor_obs_size`` = the robot part). With
+``critic_dr_obs`` and domain randomisation on, the critic also reads the env's randomised
+parameters (:func:`~mjxmimic.envs.randomize.dr_obs`, ``dr_obs_size`` numbers) at the very end.
 The discriminator's observation is the same for both.
 
 The episode template is CharEnv's ``reset``/``step``; AMPEnv fills its hooks (``init_info``
@@ -51,6 +53,7 @@ import numpy as np
 from mujoco import mjx
 
 from mjxmimic import math as rmath
+from mjxmimic.envs import randomize
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, joint_rotations
 from mjxmimic.envs.deepmimic import compute_tar_obs
 from mjxmimic.envs.observations import ROBOT_NOISE, add_noise, gyro, layout, layout_size, projected_gravity
@@ -86,6 +89,9 @@ class AMPEnvConfig(CharConfig):
     motion_files: tuple[str, ...] = ()
     motion_file_weights: Optional[tuple[float, ...]] = None
     obs_noise_scale: float = 1.0        # times ROBOT_NOISE, observation "robot" only (full has no noise)
+    # Observation "robot": append the env's domain-randomisation values (randomize.dr_obs) to the
+    # critic's part; privileged, the actor never sees them. No effect without randomisation.
+    critic_dr_obs: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -95,6 +101,8 @@ class AMPEnvConfig(CharConfig):
             raise ValueError("motion_file_weights needs one weight per entry of motion_files")
         if self.obs_noise_scale < 0:
             raise ValueError("obs_noise_scale must be >= 0")
+        if self.critic_dr_obs and self.observation != "robot":
+            raise ValueError("critic_dr_obs needs observation: robot (with full, actor and critic share one obs)")
         if self.disc_static_joint_tol < 0:
             raise ValueError("disc_static_joint_tol must be >= 0")
 
@@ -208,7 +216,8 @@ def load_style_motions(files, robot, weights=None) -> MotionLib:
 # ---------------------------------------------------------------------------------------
 class AMPEnv(CharEnv):
     """AMP character env (no task). Static attributes beyond CharEnv's: ``disc_obs_size``,
-    ``num_disc_obs_steps``, ``task_obs_size``."""
+    ``num_disc_obs_steps``, ``task_obs_size``, ``dr_obs_size`` (the critic's randomisation
+    values at the end of the obs; 0 without ``critic_dr_obs``)."""
 
     terminal_info_keys = ("disc_obs",)
     task_metric_names: tuple = ()
@@ -221,9 +230,12 @@ class AMPEnv(CharEnv):
         object.__setattr__(self, "disc_obs_size", cfg.num_disc_obs_steps * disc_obs_frame_size(
             j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
         full_size = self.char_obs_size() + self.task_obs_size
+        # The critic's randomisation values, last in the obs (0: none; then the obs is unchanged).
+        dr = self.dr_layout is not None and cfg.critic_dr_obs
+        object.__setattr__(self, "dr_obs_size", randomize.dr_obs_size(cfg.randomize, self.dr_layout) if dr else 0)
         if cfg.observation == "robot":
             object.__setattr__(self, "actor_obs_size", layout_size(self.actor_obs_layout()))
-            object.__setattr__(self, "obs_size", self.actor_obs_size + full_size)
+            object.__setattr__(self, "obs_size", self.actor_obs_size + full_size + self.dr_obs_size)
         else:
             object.__setattr__(self, "obs_size", full_size)
         self.stack_obs_history()
@@ -314,7 +326,9 @@ class AMPEnv(CharEnv):
         terms = self.robot_terms(frame, data, info) + ([full[1]] if self.task_obs_size else [])
         noisy = add_noise(terms, [ROBOT_NOISE.get(n, 0.0) for n in names], jax.random.fold_in(info["noise_key"], 1),
                           self.cfg.obs_noise_scale)
-        return jnp.concatenate(noisy + full, axis=-1)
+        # reset and step put info["dr"] in place before they build the obs (CharEnv).
+        dr = [randomize.dr_obs(self.cfg.randomize, self.dr_layout, info["dr"])] if self.dr_obs_size else []
+        return jnp.concatenate(noisy + full + dr, axis=-1)
 
     def evaluate(self, params, data, info):
         """A state's obs with zero reward and task metrics (what ``reset`` reads: the obs and

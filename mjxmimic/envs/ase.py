@@ -9,11 +9,11 @@ drawn at every reset and again once the episode time reaches ``info["latent_time
 is then set to now + U(latent_time_min, latent_time_max) (MimicKit: 0..5 s).
 
 Observation: the AMP env's with z as its task obs, i.e. [char obs | z] (``observation:
-robot``: [robot terms | z | char obs | z]); so the actor and the critic both see z, and PPO runs
-unchanged. Two consequences: z goes through the obs normaliser like every obs entry (per-dim
-std ≈ 1/√latent_dim, so the nets see ≈√latent_dim·z; MimicKit feeds z raw); and when z is
-redrawn mid-episode the TD target of that step bootstraps V(s', z_new), where MimicKit keeps
-V(s', z_old) (one step in ~75 at 30 Hz).
+robot``: [robot terms | z | char obs | z], then any ``critic_dr_obs`` values); so the actor and
+the critic both see z, and PPO runs unchanged. Two consequences: z goes through the obs
+normaliser like every obs entry (per-dim std ≈ 1/√latent_dim, so the nets see ≈√latent_dim·z;
+MimicKit feeds z raw); and when z is redrawn mid-episode the TD target of that step bootstraps
+V(s', z_new), where MimicKit keeps V(s', z_old) (one step in ~75 at 30 Hz).
 
 Reset: with probability ``default_reset_prob`` (0.5) the character starts from the default
 pose at rest instead of the reference state; as in MimicKit the disc history is still filled
@@ -63,7 +63,8 @@ def next_latent_time(key, now, tmin: float, tmax: float) -> jax.Array:
 
 
 class ASEEnv(AMPEnv):
-    """AMP env whose task obs is the latent z (``latent_size`` numbers, the last ones of obs)."""
+    """AMP env whose task obs is the latent z (``latent_size`` numbers, the last ones of obs
+    but for the critic's ``dr_obs_size`` randomisation values)."""
 
     def __init__(self, cfg: ASEEnvConfig, robot=None, model=None):
         if cfg.obs_history > 1:   # the latent's place in the obs (latent/with_latent) assumes one frame
@@ -75,12 +76,14 @@ class ASEEnv(AMPEnv):
     # ---- where z sits in the obs ------------------------------------------------------
     def latent(self, obs) -> jax.Array:
         """The latent of an obs (or a batch of them)."""
-        return obs[..., -self.latent_size:]
+        s = self.obs_size - self.dr_obs_size - self.latent_size   # the end of the full (critic) obs
+        return obs[..., s:s + self.latent_size]
 
     def with_latent(self, obs, z) -> jax.Array:
         """``obs`` with its latent (both copies with ``observation: robot``) replaced by ``z``."""
         L = self.latent_size
-        starts = [self.obs_size - L] + ([self.actor_obs_size - L] if self.cfg.observation == "robot" else [])
+        starts = ([self.obs_size - self.dr_obs_size - L]
+                  + ([self.actor_obs_size - L] if self.cfg.observation == "robot" else []))
         for s in starts:
             obs = jnp.concatenate([obs[..., :s], z, obs[..., s + L:]], axis=-1)
         return obs

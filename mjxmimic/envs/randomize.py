@@ -5,6 +5,7 @@
     dr = sample(cfg, lay, key, init_target)                      # state.info["dr"] of one env
     m = env_model(params.model, lay, dr)                         # that env's mjx.Model (under vmap)
     qvel, dr = push(cfg, lay, key, qvel, dr)                      # velocity pushes at random intervals
+    o = dr_obs(cfg, lay, dr)                                     # [dr_obs_size(cfg, lay)]: privileged critic input
 
 Everything is off by default; an env with nothing on has no ``info["dr"]`` and draws no
 extra random keys, so it is today's env bit for bit. Ranges (``[lo, hi]``, uniform) after
@@ -34,6 +35,10 @@ Booster's K1 and BeyondMimic's G1 training (shared/docs/deployment_notes.md):
   trainer sets s from its iteration (:meth:`CharEnv.schedule_apply`); evaluation (``play``,
   export, sim2sim) always uses the full ranges. None: full strength from the start.
 
+``dr_obs`` flattens one env's sampled values (not the delay line or the push countdown) into
+numbers of about [-1, 1], each over its configured full range, for an asymmetric critic
+(``env.critic_dr_obs``): the actor never sees them.
+
 Not done: rough floors (MJX collides height fields only with convex geoms and would
 replace the plane the robots' contacts are tuned on).
 """
@@ -48,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["RandomizeConfig", "Layout", "make_layout", "sample", "env_model", "pd_target", "push",
-           "shift_targets", "restitution_dampratio", "ramp_strength"]
+           "shift_targets", "restitution_dampratio", "ramp_strength", "dr_obs_size", "dr_obs"]
 
 _RANGES = ("friction", "restitution", "joint_offset", "mass_scale", "kp_scale", "kd_scale", "push_interval")
 
@@ -185,6 +190,38 @@ def sample(cfg: RandomizeConfig, lay: Layout, key, init_target, strength=None) -
     if cfg.push_interval is not None:
         dr["push_countdown"] = _push_countdown(lay, k["push"])
     return dr
+
+
+# The dr_obs terms in their fixed order: (dr key, number of values).
+def _dr_obs_terms(cfg: RandomizeConfig, lay: Layout):
+    J, L = lay.num_joints, len(lay.link_body_ids)
+    terms = (("friction", 1), ("restitution", 1), ("joint_offset", J), ("com_offset", 3), ("mass_scale", L),
+             ("kp_scale", J), ("kd_scale", J), ("delay", 1))
+    return [(k, n) for k, n in terms if getattr(cfg, k) is not None]
+
+
+def dr_obs_size(cfg: RandomizeConfig, lay: Layout) -> int:
+    """How many numbers :func:`dr_obs` gives for this config (0 when it samples none)."""
+    return sum(n for _, n in _dr_obs_terms(cfg, lay))
+
+
+def dr_obs(cfg: RandomizeConfig, lay: Layout, dr: dict) -> jax.Array:
+    """One env's sampled values as [dr_obs_size] numbers in about [-1, 1]: each (v - mid) / half
+    over its configured full range (a ramped value nearer nominal may fall outside it), 0 for a
+    range of zero width; com_offset over its ± half widths. Order: friction, restitution,
+    joint_offset, com_offset, mass_scale, kp_scale, kd_scale, delay (physics steps)."""
+    out = []
+    for k, n in _dr_obs_terms(cfg, lay):
+        v = jnp.reshape(jnp.asarray(dr[k], jnp.float32), (n,))
+        if k == "com_offset":
+            mid, half = np.zeros(3), np.asarray(cfg.com_offset, np.float64)
+        else:
+            lo, hi = getattr(cfg, k)
+            mid, half = np.full(n, 0.5 * (lo + hi)), np.full(n, 0.5 * (hi - lo))
+        # Static per config: a zero width multiplies by 0 (no division by zero, no NaN).
+        inv = np.where(half > 0, 1.0 / np.where(half > 0, half, 1.0), 0.0)
+        out.append((v - mid.astype(np.float32)) * inv.astype(np.float32))
+    return jnp.concatenate(out) if out else jnp.zeros((0,), jnp.float32)
 
 
 def env_model(model, lay: Layout, dr: dict):

@@ -16,10 +16,12 @@ MimicKit-faithful :mod:`~mjxmimic.envs.deepmimic`:
 * Observation ``[actor | critic]``: the actor reads the first ``actor_obs_size`` entries
   (additive uniform noise); the critic sees all of it plus a noise-free copy, the
   privileged terms the actor set leaves out and the tracked-body poses in the anchor frame
-  (mjlab's critic). Actor sets (``observation``), both selections of :meth:`TrackingEnv.obs_terms`:
-  ``full`` (BeyondMimic's: ref joint pos/vel as ``command``, ref anchor pose in the robot
-  anchor frame, base velocities, joint state, last action) and ``robot`` (Booster's deployed
-  119-number K1 set: no anchor position, no linear velocity; the gyro is ``base_ang_vel``).
+  (mjlab's critic), then, with ``critic_dr_obs``, the env's domain-randomisation values
+  (:func:`~mjxmimic.envs.randomize.dr_obs`). Actor sets (``observation``), both selections
+  of :meth:`TrackingEnv.obs_terms`: ``full`` (BeyondMimic's: ref joint pos/vel as
+  ``command``, ref anchor pose in the robot anchor frame, base velocities, joint state, last
+  action) and ``robot`` (Booster's deployed 119-number K1 set: no anchor position, no linear
+  velocity; the gyro is ``base_ang_vel``).
 * Reward: Σ w·f·dt over :data:`REWARD_TERMS`; terminations on anchor height, gravity
   tilt and end-effector height errors; 10 s timeout.
 * Start states: adaptive (failure-weighted bins per clip), uniform, or the first frame;
@@ -41,7 +43,7 @@ import numpy as np
 from flax import struct
 
 from mjxmimic import math as rmath
-from mjxmimic.envs import physics
+from mjxmimic.envs import physics, randomize
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams
 from mjxmimic.envs.deepmimic import compute_tracking_error
 from mjxmimic.envs.observations import add_noise, layout, layout_size
@@ -87,6 +89,7 @@ class TrackingConfig(CharConfig):
     ee_bodies: tuple[str, ...] = G1_EE
     future_steps: tuple[int, ...] = ()          # extra reference frames (control steps ahead) in the actor obs
     obs_noise_scale: float = 1.0                # times OBS_NOISE; 0 for evaluation
+    critic_dr_obs: bool = False                 # the critic also reads randomize.dr_obs (privileged; with DR on)
     reset_noise_scale: float = 1.0              # times the start-state noise ranges; 0 for evaluation
     start: str = "adaptive"                     # adaptive | uniform | first_frame
     motion_end: str = "resample"                # resample (training) | success (evaluation)
@@ -314,7 +317,11 @@ class TrackingEnv(CharEnv):
         # Privileged: the full set's terms the actor does not see (critic only, noise-free).
         set_("privileged_terms", tuple(t for _, ts in self.obs_selection("full") for t in ts if t not in used))
         set_("actor_obs_size", layout_size(self.actor_obs_layout()))
-        set_("obs_size", 2 * self.actor_obs_size + sum(self.term_sizes[t] for t in self.privileged_terms) + 9 * B)
+        # The critic's randomisation values, last in the obs (0: none; then the obs is unchanged).
+        dr = self.dr_layout is not None and cfg.critic_dr_obs
+        set_("dr_obs_size", randomize.dr_obs_size(cfg.randomize, self.dr_layout) if dr else 0)
+        set_("obs_size", 2 * self.actor_obs_size + sum(self.term_sizes[t] for t in self.privileged_terms) + 9 * B
+             + self.dr_obs_size)
         self.stack_obs_history()
 
     # ---- params -----------------------------------------------------------------------
@@ -505,8 +512,10 @@ class TrackingEnv(CharEnv):
         bp = rmath.quat_rotate_inv(a_rot[None], data.xpos[self.tracked_ids] - a_pos)
         br = rot6d(rmath.quat_mul(jnp.broadcast_to(rmath.quat_conj(a_rot), (len(self.tracked_ids), 4)),
                                   data.xquat[self.tracked_ids]))
+        # reset and step put info["dr"] in place before they build the obs (CharEnv).
+        dr = [randomize.dr_obs(self.cfg.randomize, self.dr_layout, info["dr"])] if self.dr_obs_size else []
         return jnp.concatenate(noisy + actor + [terms[t] for t in self.privileged_terms]
-                               + [bp.reshape(-1), br.reshape(-1)])
+                               + [bp.reshape(-1), br.reshape(-1)] + dr)
 
     def observation(self, params, data, info):
         _, ref, fut = self.ref_frames(params, info)
