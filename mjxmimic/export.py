@@ -15,6 +15,7 @@ the trainer calls, so it cannot drift from them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -153,6 +154,14 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
                         "ground_contact_height": float(params.ground_contact_height)}
     if hasattr(env, "task_spec"):
         meta["task"] = env.task_spec()
+    rc = env.cfg.randomize
+    if rc.active:
+        # What the policy was trained to tolerate; sim2sim's default delay is the middle of it.
+        meta["randomize"] = {k: list(v) for k, v in dataclasses.asdict(rc).items()
+                             if v is not None and k not in ("ramp", "com_body")
+                             and not (k == "push_vel" and rc.push_interval is None)}
+        if rc.delay is not None:
+            meta["randomize"]["delay_s"] = [d * float(m.opt.timestep) for d in rc.delay]
     return meta
 
 

@@ -15,7 +15,9 @@ MuJoCo model the way the firmware drives the servos:
   ``--dt`` is the largest step that divides the control period with kd·dt/M_jj ≤ 1 on every joint
   and at most 2 ms (:func:`pd_stable_timestep`; K1's arms with kd 6 need 0.25 ms); a coarser
   ``--dt`` is run with a warning. q* is clamped to the actuators' ctrlrange as MuJoCo did in
-  training. ``--delay-ms T`` (or ``--delay N`` physics steps): q* takes effect that much later.
+  training. ``--delay-ms T`` (or ``--delay N`` physics steps): q* takes effect that much later;
+  by default the middle of the delay range the policy was trained with (policy.json's
+  ``randomize``; 0 without one).
 * Armature per joint from policy.json (the run's profile).
 * The observation is built term by term from policy.json's layout with the env's pure functions,
   from what the robot measures: root orientation and gyro (an IMU on the root body: qpos[3:7],
@@ -51,8 +53,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-__all__ = ["PRIVILEGED_TERMS", "TASKS", "Recording", "load_policy", "sim_model", "torque_model", "read_sensors",
-           "pd_stable_timestep", "physics_timestep",
+__all__ = ["PRIVILEGED_TERMS", "TASKS", "Recording", "default_delay_ms", "load_policy", "sim_model", "torque_model",
+           "read_sensors", "pd_stable_timestep", "physics_timestep",
            "read_kick_inputs", "make_observation_fn", "observed_action", "history", "ObsStack", "policy_action",
            "run_episodes", "main"]
 
@@ -521,6 +523,14 @@ def run_kick_episodes(meta: dict, session, episodes: int = 1, seconds=None, dt: 
     return metrics, rec
 
 
+def default_delay_ms(meta: dict) -> float:
+    """The middle of the actuator delay range the policy was trained with (policy.json
+    ``randomize.delay_s``), in ms; 0 for a policy trained without one. A policy trained on
+    10-40 ms has never acted with none, so 0 is not its nominal condition."""
+    lo, hi = meta.get("randomize", {}).get("delay_s", (0.0, 0.0))
+    return 1000.0 * 0.5 * (lo + hi)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mjxmimic.sim2sim", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -530,8 +540,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dt", type=float, default=None,
                     help="physics timestep (s); default: the largest at which the explicit PD is stable, <= 2 ms")
     delay = ap.add_mutually_exclusive_group()
-    delay.add_argument("--delay", type=int, default=0, help="actuator delay in physics steps")
-    delay.add_argument("--delay-ms", type=float, default=None, help="actuator delay in milliseconds (rounded to steps)")
+    delay.add_argument("--delay", type=int, default=None, help="actuator delay in physics steps")
+    delay.add_argument("--delay-ms", type=float, default=None,
+                       help="actuator delay in milliseconds (rounded to steps); default: the middle of the delay "
+                            "range the policy was trained with (policy.json randomize.delay_s), else 0")
     ap.add_argument("--start-noise", type=float, default=0.0, help="uniform ± joint-angle noise at the start (rad)")
     ap.add_argument("--obs-noise", type=float, default=0.0, help="times policy.json's observation noise")
     ap.add_argument("--seed", type=int, default=0)
@@ -545,12 +557,15 @@ def main(argv=None) -> int:
             args.video = None
     from mjxmimic.quiet import import_mjx
     import_mjx()  # after MUJOCO_GL is chosen: no warp-probe lines
-    if args.episodes < 1 or args.delay < 0 or (args.delay_ms or 0) < 0 or (args.dt is not None and args.dt <= 0):
+    if args.episodes < 1 or (args.delay or 0) < 0 or (args.delay_ms or 0) < 0 or (args.dt is not None and args.dt <= 0):
         print("error: --episodes must be >= 1, --delay and --delay-ms >= 0, --dt > 0", file=sys.stderr)
         return 2
     try:
         meta, sess = load_policy(args.policy_dir)
-        m, rec = run_episodes(meta, sess, args.episodes, args.seconds, args.dt, args.delay, args.start_noise,
+        if args.delay is None and args.delay_ms is None:
+            args.delay_ms = default_delay_ms(meta)
+            print(f"actuator delay: {args.delay_ms:g} ms (the middle of the trained range; --delay-ms sets it)")
+        m, rec = run_episodes(meta, sess, args.episodes, args.seconds, args.dt, args.delay or 0, args.start_noise,
                               args.obs_noise, args.seed, record=bool(args.video), delay_ms=args.delay_ms)
     except (FileNotFoundError, ImportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

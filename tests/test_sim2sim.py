@@ -50,6 +50,13 @@ def test_policy_json_records_the_kick(kick):
     assert (model.nq, model.nbody, model.npair) == (env.model.nq, env.model.nbody, env.model.npair)
     np.testing.assert_array_equal(model.pair_friction, env.model.pair_friction)
     assert scene.ball_qpos_adr == env.ball_qpos_adr
+    # the randomisation it was trained under; sim2sim's default delay is the middle of its delay
+    r = c.randomize
+    assert meta["randomize"]["friction"] == list(r.friction) and meta["randomize"]["delay"] == list(r.delay)
+    assert "ramp" not in meta["randomize"]
+    np.testing.assert_allclose(meta["randomize"]["delay_s"], np.asarray(r.delay) * env.model.opt.timestep)
+    assert sim2sim.default_delay_ms(meta) == pytest.approx(500.0 * sum(r.delay) * env.model.opt.timestep)
+    assert sim2sim.default_delay_ms({k: v for k, v in meta.items() if k != "randomize"}) == 0.0
 
 
 def test_sim2sim_runs_the_kick_policy(kick, tmp_path, capsys):
@@ -69,8 +76,10 @@ def test_sim2sim_runs_the_kick_policy(kick, tmp_path, capsys):
     capsys.readouterr()
     j = tmp_path / "m.json"
     assert sim2sim.main([str(out), "--episodes", "1", "--seconds", "0.1", "--json", str(j)]) == 0
-    assert "| success_rate |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| success_rate |" in printed and f"actuator delay: {sim2sim.default_delay_ms(meta):g} ms" in printed
     got = json.loads(j.read_text())
+    assert got["delay_s"] == pytest.approx(sim2sim.default_delay_ms(meta) / 1000.0, abs=got["dt"])
     assert got["time_to_success"] is None and got["timeout_rate"] == 1.0   # no success: no mean time
 
 
