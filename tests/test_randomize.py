@@ -333,6 +333,51 @@ def test_trainer_ramps_the_randomisation(tiny):
     assert plain.schedule_apply(params, 0) == (params, {})
 
 
+def test_adaptive_strength_closed_form():
+    """The strength steps up only when the iteration's ended episodes reach the threshold rate,
+    never falls, stops at 1; no ended episode is no evidence (rate 0)."""
+    succ = RandomizeConfig(friction=(0.3, 0.6), ramp_adaptive=(0.5, 0.25))
+    surv = dataclasses.replace(succ, ramp_signal="survival")
+    s, f, t = jnp.array([1, 0, 0, 0]), jnp.array([0, 1, 1, 0]), jnp.array([0, 0, 1, 0])   # 1 of 4 succeeded, 2 failed
+    st, rate = randomize.adaptive_strength(jnp.float32(0.5), s, f, t, succ)
+    assert float(rate) == 0.25 and float(st) == 0.5                      # below 0.5: holds
+    st, rate = randomize.adaptive_strength(jnp.float32(0.5), s, f, t, surv)
+    assert float(rate) == 0.5 and float(st) == 0.75                      # 2 of 4 did not fail: steps
+    st, _ = randomize.adaptive_strength(jnp.float32(0.9), s, f, t, surv)
+    assert float(st) == 1.0                                              # capped
+    z = jnp.zeros(4)
+    st, rate = jax.jit(lambda *a: randomize.adaptive_strength(*a, surv))(jnp.float32(0.5), z, z, z)
+    assert float(rate) == 0.0 and float(st) == 0.5
+    for bad, msg in [({"ramp": (1, 3)}, "exclude each other"), ({"ramp_adaptive": (1.5, 0.1)}, "ramp_adaptive must"),
+                     ({"ramp_adaptive": (0.5, 0.0)}, "ramp_adaptive must"), ({"ramp_signal": "reward"}, "ramp_signal")]:
+        with pytest.raises(ValueError, match=msg):
+            dataclasses.replace(succ, **bad)
+    from mjxmimic.envs.tracking import TrackingConfig
+    with pytest.raises(ValueError, match="not available in the tracking env"):
+        TrackingConfig(robot="k1", randomize=succ)
+
+
+def test_trainer_adapts_the_randomisation(tiny):
+    """With ramp_adaptive the trainer keeps the strength in its curriculum state: it starts at 0
+    (the reset), rises by the step after each iteration that reached the threshold (0 here: every
+    one), and is what the next iteration rolls out with; evaluation stays at full strength."""
+    from mjxmimic.learning.ppo import PPOConfig, has_curriculum, make_trainer
+    cfg = PPOConfig(num_envs=2, steps_per_iter=4, actor_hidden=(8,), critic_hidden=(8,), actor_epochs=1,
+                    critic_epochs=1)
+    env = _env(tiny, randomize=dataclasses.replace(ALL, ramp_adaptive=(0.0, 0.4)))
+    assert has_curriculum(env) and not has_curriculum(_env(tiny, randomize=ALL))
+    params = env.default_params()
+    tr = make_trainer(env, params, cfg)
+    ts = tr.init(jax.random.PRNGKey(0))
+    assert float(ts.curriculum) == 0.0 and int(ts.env_state.info["dr"]["delay"].max()) == 0
+    seen = []
+    for _ in range(3):
+        ts, m = tr.iteration(ts)
+        seen.append(round(float(m["curriculum/dr_strength"]), 6))
+    assert seen == [0.4, 0.8, 1.0] and float(ts.curriculum) == 1.0
+    assert env.schedule_apply(params, 5) == (params, {}) and params.dr_strength is None
+
+
 # ---- the critic's privileged randomisation values (dr_obs, env.critic_dr_obs) -----------
 def test_dr_obs_closed_form():
     """Each active term over its full range; a zero width gives 0; the delay line and the push

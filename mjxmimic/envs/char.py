@@ -351,6 +351,26 @@ class CharEnv:
         s = randomize.ramp_strength(ramp, iteration)
         return params.replace(dr_strength=s), {"dr_strength": s}
 
+    # ---- the adaptive randomisation ramp, through the trainer's curriculum hooks (learning.ppo.Curriculum)
+    @property
+    def curriculum_active(self) -> bool:
+        """Whether the trainer keeps curriculum state for this env (``randomize.ramp_adaptive``)."""
+        return self.dr_layout is not None and self.cfg.randomize.ramp_adaptive is not None
+
+    def curriculum_init(self, params):
+        return jnp.zeros((), jnp.float32)   # the randomisation strength starts at 0
+
+    def curriculum_collect(self, state: EnvState):
+        m = state.metrics
+        return m["term_success"], m["term_fail"], m["term_timeout"]
+
+    def curriculum_update(self, cstate, xs):
+        s, rate = randomize.adaptive_strength(cstate, *xs, self.cfg.randomize)
+        return s, {"dr_strength": s, "dr_rate": rate}
+
+    def curriculum_apply(self, params: CharParams, cstate) -> CharParams:
+        return params.replace(dr_strength=cstate)
+
     def check_motion(self, motion: MotionLib):
         if tuple(motion.joint_names) != tuple(self.robot.joint_names):
             raise ValueError(f"motion library joints {list(motion.joint_names)} differ from robot "

@@ -34,6 +34,11 @@ Booster's K1 and BeyondMimic's G1 training (shared/docs/deployment_notes.md):
   delay, the model's floor–foot friction, restitution 0), pushes are s·U(±push_vel). The
   trainer sets s from its iteration (:meth:`CharEnv.schedule_apply`); evaluation (``play``,
   export, sim2sim) always uses the full ranges. None: full strength from the start.
+* ``ramp_adaptive``: [threshold, step] instead of ``ramp``: s starts at 0 and rises by ``step``
+  after each training iteration whose ended episodes reached the threshold rate of
+  ``ramp_signal`` (``success``, or ``survival``: not failed), and holds otherwise
+  (:func:`adaptive_strength`; the trainer keeps s through the env's curriculum hooks). A
+  task learned at low strength is then not lost to a ramp that outruns it.
 
 ``dr_obs`` flattens one env's sampled values (not the delay line or the push countdown) into
 numbers of about [-1, 1], each over its configured full range, for an asymmetric critic
@@ -53,8 +58,10 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["RandomizeConfig", "Layout", "make_layout", "sample", "env_model", "pd_target", "push",
-           "shift_targets", "restitution_dampratio", "ramp_strength", "dr_obs_size", "dr_obs"]
+           "shift_targets", "restitution_dampratio", "ramp_strength", "adaptive_strength", "dr_obs_size", "dr_obs",
+           "RAMP_SIGNALS"]
 
+RAMP_SIGNALS = ("success", "survival")
 _RANGES = ("friction", "restitution", "joint_offset", "mass_scale", "kp_scale", "kd_scale", "push_interval")
 
 
@@ -74,6 +81,8 @@ class RandomizeConfig:
     push_interval: Optional[tuple[float, float]] = None          # s
     push_vel: tuple[float, float, float, float, float, float] = (0.5, 0.5, 0.2, 0.5, 0.5, 0.8)  # ± m/s, rad/s
     ramp: Optional[tuple[int, int]] = None                       # training iterations [start, end]
+    ramp_adaptive: Optional[tuple[float, float]] = None          # [rate threshold, strength step per iteration]
+    ramp_signal: str = "success"                                 # success | survival: the rate ramp_adaptive reads
 
     def __post_init__(self):
         for k in _RANGES + ("delay",):
@@ -95,6 +104,14 @@ class RandomizeConfig:
         if self.ramp is not None and (len(self.ramp) != 2 or not 0 <= self.ramp[0] <= self.ramp[1]):
             raise ValueError(f"randomize.ramp must be training iterations [start, end] with 0 <= start <= end, "
                              f"got {list(self.ramp)}")
+        if self.ramp_adaptive is not None:
+            if self.ramp is not None:
+                raise ValueError("randomize.ramp and randomize.ramp_adaptive exclude each other: set one")
+            if len(self.ramp_adaptive) != 2 or not (0 <= self.ramp_adaptive[0] <= 1 and 0 < self.ramp_adaptive[1] <= 1):
+                raise ValueError(f"randomize.ramp_adaptive must be [rate threshold in [0, 1], strength step in (0, 1]], "
+                                 f"got {list(self.ramp_adaptive)}")
+        if self.ramp_signal not in RAMP_SIGNALS:
+            raise ValueError(f"randomize.ramp_signal must be one of {list(RAMP_SIGNALS)}, got {self.ramp_signal!r}")
         if len(self.push_vel) != 6 or min(self.push_vel) < 0:
             raise ValueError(f"randomize.push_vel must be 6 half widths >= 0, got {list(self.push_vel)}")
 
@@ -156,6 +173,21 @@ def ramp_strength(ramp, iteration):
     if b == a:
         return (it >= a).astype(jnp.float32)
     return jnp.clip((it - a) / (b - a), 0.0, 1.0)
+
+
+def adaptive_strength(strength, success, fail, timeout, cfg: RandomizeConfig):
+    """One training iteration of ``ramp_adaptive``: the strength rises by its step when the
+    iteration's episodes reached the threshold rate, and holds otherwise (never falls), so the
+    randomisation grows only as fast as the policy keeps its task. ``success``/``fail``/
+    ``timeout``: the iteration's per-step ending indicators (any shape). The rate is the share of
+    ended episodes that succeeded (``ramp_signal: success``) or did not fail (``survival``), 0
+    when none ended (no evidence: it holds unless the threshold is 0). -> (strength, rate)"""
+    thr, step = cfg.ramp_adaptive
+    s, f, t = (jnp.sum(x.astype(jnp.float32)) for x in (success, fail, timeout))
+    ended = s + f + t
+    good = s if cfg.ramp_signal == "success" else s + t
+    rate = good / jnp.maximum(ended, 1.0)
+    return jnp.minimum(strength + jnp.where(rate >= thr, step, 0.0), 1.0), rate
 
 
 def sample(cfg: RandomizeConfig, lay: Layout, key, init_target, strength=None) -> dict:

@@ -129,6 +129,8 @@ class TrackingConfig(CharConfig):
             raise ValueError(f"start must be adaptive, uniform or first_frame, got {self.start!r}")
         if self.motion_end not in ("resample", "success"):
             raise ValueError(f"motion_end must be resample or success, got {self.motion_end!r}")
+        if self.randomize.ramp_adaptive is not None:   # its curriculum hooks are the start sampling's
+            raise ValueError("randomize.ramp_adaptive is not available in the tracking env; use randomize.ramp")
         if self.sim_timestep is not None and self.sim_timestep <= 0:
             raise ValueError("sim_timestep must be positive")
         if not self.tracked_bodies or not self.ee_bodies:
@@ -343,6 +345,8 @@ class TrackingEnv(CharEnv):
         return self.curriculum_apply(p, self.curriculum_init(p), force=True)
 
     # ---- curriculum (adaptive start sampling; state shared by all envs, kept by the trainer)
+    curriculum_active = True   # always (its own hooks replace CharEnv's adaptive randomisation ramp)
+
     def curriculum_init(self, params: TrackingParams):
         """EMA failure counts per bin [Btot]."""
         return jnp.zeros(params.bin_motion.shape, jnp.float32)

@@ -266,13 +266,15 @@ def actor_obs_size(env) -> int:
 
 
 def has_curriculum(env) -> bool:
-    """Envs with env-wide state shared by all envs (see :class:`Curriculum`)."""
-    return all(hasattr(env, f"curriculum_{k}") for k in ("init", "collect", "update", "apply"))
+    """Envs with env-wide state shared by all envs (see :class:`Curriculum`); an env with the
+    hooks may switch them off with ``curriculum_active`` (the character envs' adaptive ramp)."""
+    return (all(hasattr(env, f"curriculum_{k}") for k in ("init", "collect", "update", "apply"))
+            and bool(getattr(env, "curriculum_active", True)))
 
 
 class Curriculum(Protocol):
     """Optional env hooks for state that all envs share (the tracking env's adaptive start
-    sampling). The trainer keeps it in ``TrainState.curriculum``: each iteration rolls out with
+    sampling, the character envs' adaptive randomisation ramp). The trainer keeps it in ``TrainState.curriculum``: each iteration rolls out with
     ``curriculum_apply(env_params, cstate)``, collects ``curriculum_collect(state)`` after every
     step and folds the [T, N] collection in with ``curriculum_update`` after the rollout."""
 
