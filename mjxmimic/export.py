@@ -158,7 +158,7 @@ def policy_metadata(env, params, agent_cfg, layout: list[dict], iteration: int =
     if rc.active:
         # What the policy was trained to tolerate; sim2sim's default delay is the middle of it.
         meta["randomize"] = {k: list(v) for k, v in dataclasses.asdict(rc).items()
-                             if v is not None and k not in ("ramp", "com_body")
+                             if v is not None and k not in ("ramp", "ramp_adaptive", "ramp_signal", "com_body")
                              and not (k == "push_vel" and rc.push_interval is None)}
         if rc.delay is not None:
             meta["randomize"]["delay_s"] = [d * float(m.opt.timestep) for d in rc.delay]
