@@ -564,7 +564,8 @@ def main(argv=None) -> int:
         meta, sess = load_policy(args.policy_dir)
         if args.delay is None and args.delay_ms is None:
             args.delay_ms = default_delay_ms(meta)
-            print(f"actuator delay: {args.delay_ms:g} ms (the middle of the trained range; --delay-ms sets it)")
+            why = "the middle of the trained range" if "delay_s" in meta.get("randomize", {}) else "none trained"
+            print(f"actuator delay: {args.delay_ms:g} ms ({why}; --delay-ms sets it)")
         m, rec = run_episodes(meta, sess, args.episodes, args.seconds, args.dt, args.delay or 0, args.start_noise,
                               args.obs_noise, args.seed, record=bool(args.video), delay_ms=args.delay_ms)
     except (FileNotFoundError, ImportError, ValueError) as e:

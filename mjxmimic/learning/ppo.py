@@ -274,9 +274,10 @@ def has_curriculum(env) -> bool:
 
 class Curriculum(Protocol):
     """Optional env hooks for state that all envs share (the tracking env's adaptive start
-    sampling, the character envs' adaptive randomisation ramp). The trainer keeps it in ``TrainState.curriculum``: each iteration rolls out with
-    ``curriculum_apply(env_params, cstate)``, collects ``curriculum_collect(state)`` after every
-    step and folds the [T, N] collection in with ``curriculum_update`` after the rollout."""
+    sampling, the character envs' adaptive randomisation ramp). The trainer keeps it in
+    ``TrainState.curriculum``: each iteration rolls out with ``curriculum_apply(env_params,
+    cstate)``, collects ``curriculum_collect(state)`` after every step and folds the [T, N]
+    collection in with ``curriculum_update`` after the rollout."""
 
     def curriculum_init(self, env_params) -> Any: ...
 
