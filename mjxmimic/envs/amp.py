@@ -53,7 +53,6 @@ import numpy as np
 from mujoco import mjx
 
 from mjxmimic import math as rmath
-from mjxmimic.envs import randomize
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams, joint_rotations
 from mjxmimic.envs.deepmimic import compute_tar_obs
 from mjxmimic.envs.observations import ROBOT_NOISE, add_noise, gyro, layout, layout_size, projected_gravity
@@ -216,8 +215,7 @@ def load_style_motions(files, robot, weights=None) -> MotionLib:
 # ---------------------------------------------------------------------------------------
 class AMPEnv(CharEnv):
     """AMP character env (no task). Static attributes beyond CharEnv's: ``disc_obs_size``,
-    ``num_disc_obs_steps``, ``task_obs_size``, ``dr_obs_size`` (the critic's randomisation
-    values at the end of the obs; 0 without ``critic_dr_obs``)."""
+    ``num_disc_obs_steps``, ``task_obs_size``."""
 
     terminal_info_keys = ("disc_obs",)
     task_metric_names: tuple = ()
@@ -230,9 +228,6 @@ class AMPEnv(CharEnv):
         object.__setattr__(self, "disc_obs_size", cfg.num_disc_obs_steps * disc_obs_frame_size(
             j, k, cfg.root_height_obs, cfg.disc_dof_vel_obs))
         full_size = self.char_obs_size() + self.task_obs_size
-        # The critic's randomisation values, last in the obs (0: none; then the obs is unchanged).
-        dr = self.dr_layout is not None and cfg.critic_dr_obs
-        object.__setattr__(self, "dr_obs_size", randomize.dr_obs_size(cfg.randomize, self.dr_layout) if dr else 0)
         if cfg.observation == "robot":
             object.__setattr__(self, "actor_obs_size", layout_size(self.actor_obs_layout()))
             object.__setattr__(self, "obs_size", self.actor_obs_size + full_size + self.dr_obs_size)
@@ -326,9 +321,7 @@ class AMPEnv(CharEnv):
         terms = self.robot_terms(frame, data, info) + ([full[1]] if self.task_obs_size else [])
         noisy = add_noise(terms, [ROBOT_NOISE.get(n, 0.0) for n in names], jax.random.fold_in(info["noise_key"], 1),
                           self.cfg.obs_noise_scale)
-        # reset and step put info["dr"] in place before they build the obs (CharEnv).
-        dr = [randomize.dr_obs(self.cfg.randomize, self.dr_layout, info["dr"])] if self.dr_obs_size else []
-        return jnp.concatenate(noisy + full + dr, axis=-1)
+        return jnp.concatenate(noisy + full + self.critic_dr_terms(info), axis=-1)
 
     def evaluate(self, params, data, info):
         """A state's obs with zero reward and task metrics (what ``reset`` reads: the obs and

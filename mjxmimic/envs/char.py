@@ -325,6 +325,10 @@ class CharEnv:
         # Domain randomisation: None when off (then reset/step are exactly the plain env's).
         self.dr_layout = (randomize.make_layout(cfg.randomize, robot, self.model, self.num_substeps, self.control_dt)
                           if cfg.randomize.active else None)
+        # The randomisation values the critic reads at the end of the obs (``critic_dr_obs``, an
+        # option of the envs with an actor/critic split; 0: none, and the obs is unchanged).
+        critic_dr = self.dr_layout is not None and getattr(cfg, "critic_dr_obs", False)
+        self.dr_obs_size = randomize.dr_obs_size(cfg.randomize, self.dr_layout) if critic_dr else 0
         self._frozen = True
 
     def __setattr__(self, k, v):
@@ -350,6 +354,11 @@ class CharEnv:
             return params, {}
         s = randomize.ramp_strength(ramp, iteration)
         return params.replace(dr_strength=s), {"dr_strength": s}
+
+    def critic_dr_terms(self, info) -> list:
+        """The critic's randomisation values of a state (``[dr_obs]``), or ``[]`` without them;
+        reset and step put ``info["dr"]`` in place before they build the obs."""
+        return [randomize.dr_obs(self.cfg.randomize, self.dr_layout, info["dr"])] if self.dr_obs_size else []
 
     # ---- the adaptive randomisation ramp, through the trainer's curriculum hooks (learning.ppo.Curriculum)
     @property

@@ -43,7 +43,7 @@ import numpy as np
 from flax import struct
 
 from mjxmimic import math as rmath
-from mjxmimic.envs import physics, randomize
+from mjxmimic.envs import physics
 from mjxmimic.envs.char import CharConfig, CharEnv, CharParams
 from mjxmimic.envs.deepmimic import compute_tracking_error
 from mjxmimic.envs.observations import add_noise, layout, layout_size
@@ -319,9 +319,6 @@ class TrackingEnv(CharEnv):
         # Privileged: the full set's terms the actor does not see (critic only, noise-free).
         set_("privileged_terms", tuple(t for _, ts in self.obs_selection("full") for t in ts if t not in used))
         set_("actor_obs_size", layout_size(self.actor_obs_layout()))
-        # The critic's randomisation values, last in the obs (0: none; then the obs is unchanged).
-        dr = self.dr_layout is not None and cfg.critic_dr_obs
-        set_("dr_obs_size", randomize.dr_obs_size(cfg.randomize, self.dr_layout) if dr else 0)
         set_("obs_size", 2 * self.actor_obs_size + sum(self.term_sizes[t] for t in self.privileged_terms) + 9 * B
              + self.dr_obs_size)
         self.stack_obs_history()
@@ -516,10 +513,8 @@ class TrackingEnv(CharEnv):
         bp = rmath.quat_rotate_inv(a_rot[None], data.xpos[self.tracked_ids] - a_pos)
         br = rot6d(rmath.quat_mul(jnp.broadcast_to(rmath.quat_conj(a_rot), (len(self.tracked_ids), 4)),
                                   data.xquat[self.tracked_ids]))
-        # reset and step put info["dr"] in place before they build the obs (CharEnv).
-        dr = [randomize.dr_obs(self.cfg.randomize, self.dr_layout, info["dr"])] if self.dr_obs_size else []
         return jnp.concatenate(noisy + actor + [terms[t] for t in self.privileged_terms]
-                               + [bp.reshape(-1), br.reshape(-1)] + dr)
+                               + [bp.reshape(-1), br.reshape(-1)] + self.critic_dr_terms(info))
 
     def observation(self, params, data, info):
         _, ref, fut = self.ref_frames(params, info)
