@@ -1,6 +1,7 @@
 """Ball kick: ball physics in MJX (rolling stop distance, no sinking, bouncing off a foot),
 the scene's contact pairs, kick reward/obs (hand-computed, heading invariance), episode
 layout, and the kick env end to end (success ends and bootstraps)."""
+import dataclasses
 import math
 
 import jax
@@ -139,6 +140,13 @@ def test_kick_reward_hand_computed():
     assert float(kick_reward(p1, p0, rot, ball, jnp.zeros(3), tar, dt, c)[1]["ball_vel"]) == 0.0
     assert float(kick_reward(p1, p0, rot, ball, -bv, tar, dt, c)[1]["ball_vel"]) == 0.0
     assert float(kick_reward(p1, p0, rot, ball, 4 * bv, tar, dt, c)[1]["ball_vel"]) == 1.0
+    # ball_side_weight: the speed across the ball->target line (here 0.3 m/s along x) is subtracted
+    cs = dataclasses.replace(c, ball_side_weight=1.0)
+    assert float(kick_reward(p1, p0, rot, ball, bv, tar, dt, cs)[1]["ball_vel"]) == pytest.approx((0.75 - 0.3) / 1.5,
+                                                                                                  abs=1e-6)
+    assert float(kick_reward(p1, p0, rot, ball, jnp.array([0.8, 0.75, 0.0]), tar, dt, cs)[1]["ball_vel"]) == 0.0
+    with pytest.raises(ValueError, match="ball_side_weight"):
+        KickConfig(robot="k1", ball_side_weight=-1.0)
 
 
 def test_kick_obs_heading_invariance():

@@ -113,7 +113,8 @@ def dribble_reward(root_pos, prev_root_pos, feet_pos, ball_pos, ball_vel, tar_po
     module docstring."""
     d_f = feet_ball_dist(feet_pos, ball_pos)
     keep = keep_close_reward(d_f, c.keep_radius, c.keep_scale)
-    _, ball_vel_r, ball_pos_r = ball_target_terms(ball_pos, ball_vel, tar_pos, c.ball_speed, c.ball_pos_scale)
+    _, ball_vel_r, ball_pos_r = ball_target_terms(ball_pos, ball_vel, tar_pos, c.ball_speed, c.ball_pos_scale,
+                                                  c.ball_side_weight)
     goal = jnp.where((d_f > c.keep_radius)[..., None], ball_pos[..., :2], tar_pos[..., :2])
     root_vel = (root_pos - prev_root_pos)[..., :2] / dt
     move = speed_toward_reward(jnp.sum(_unit2(goal - root_pos[..., :2]) * root_vel, axis=-1), c.move_speed,

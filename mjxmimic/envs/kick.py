@@ -24,8 +24,9 @@ Task reward (:func:`kick_reward`), weights ``w_*``:
     speed toward the ball, facing it; the last two saturate within ``approach_dist``);
     with ``approach_until_touch`` it is 1 from the step the ball first rolls faster than
     ``touch_speed`` to the episode's end, so a kicked ball rolling away costs nothing;
-  * ball velocity: clip(v_bt / v*, 0, 1), v_bt the ball's velocity toward the target
-    (0 for a ball at rest or moving away, 1 at ``ball_speed`` or faster);
+  * ball velocity: clip((v_bt - w_side·|v_side|) / v*, 0, 1), v_bt the ball's velocity toward
+    the target, v_side across that line (``ball_side_weight``, 0 by default); 0 for a ball at
+    rest or moving away, 1 at ``ball_speed`` or faster;
   * ball position: exp(-s·d_bt²), d_bt the ball-to-target distance;
   * a success bonus on the step the ball's centre enters the target area.
 Episode ends on success (bootstrapped like a timeout unless ``success_bootstrap`` is
@@ -99,7 +100,8 @@ def kick_reward(root_pos, prev_root_pos, root_rot, ball_pos, ball_vel, tar_pos, 
                                face_reward_w=0.1)
     if touched is not None:
         approach = jnp.where(touched, 1.0, approach)
-    _, ball_vel_r, ball_pos_r = ball_target_terms(ball_pos, ball_vel, tar_pos, c.ball_speed, c.ball_pos_scale)
+    _, ball_vel_r, ball_pos_r = ball_target_terms(ball_pos, ball_vel, tar_pos, c.ball_speed, c.ball_pos_scale,
+                                                  c.ball_side_weight)
     terms = {"approach": approach, "ball_vel": ball_vel_r, "ball_pos": ball_pos_r}
     r = c.w_approach * approach + c.w_ball_vel * ball_vel_r + c.w_ball_pos * ball_pos_r
     return r, terms
