@@ -1,5 +1,6 @@
 """The learner options the tracking configs use (BeyondMimic / rsl_rl): Gaussian KL, the
-KL-adaptive learning rate, value clipping, the asymmetric critic and env curriculum hooks."""
+KL-adaptive learning rate, value clipping, the asymmetric critic and env curriculum hooks; and KL
+early stopping."""
 from __future__ import annotations
 
 
@@ -10,7 +11,7 @@ import pytest
 
 from mjxmimic.learning.networks import gaussian_kl
 from mjxmimic.learning.optim import OptimizerConfig, learning_rate, make_optimizer
-from mjxmimic.learning.ppo import PPOConfig, adapt_learning_rate, make_trainer
+from mjxmimic.learning.ppo import PPOConfig, adapt_learning_rate, make_trainer, sgd_scan
 
 try:
     from tests.toy_envs import PrivilegedReachEnv
@@ -46,17 +47,32 @@ def test_adaptive_learning_rate_rule():
     np.testing.assert_allclose(upd["w"], -1e-3 / 1.5, rtol=1e-4)
 
 
+def test_kl_stop_freezes_the_rest_of_the_scan():
+    # loss -w: each SGD step (lr 1) adds 1 to w; the "KL" is w before the step.
+    opt = make_optimizer(OptimizerConfig("sgd", 1.0, momentum=0.0))
+    loss = lambda p, x: (-p["w"], {"kl": p["w"]})  # noqa: E731
+    p0 = {"w": jnp.zeros(())}
+    p, _, info = sgd_scan(opt, loss, p0, opt.init(p0), jnp.arange(5))
+    assert float(p["w"]) == 5.0 and "kl_stopped" not in info                # off: every step
+    p, _, info = sgd_scan(opt, loss, p0, opt.init(p0), jnp.arange(5), kl_stop=2.5)
+    # steps at w = 0, 1, 2 run; at w = 3 the KL exceeds 2.5 and that step and the last are skipped
+    assert float(p["w"]) == 3.0
+    assert float(info["kl_stopped"]) == pytest.approx(2 / 5)
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="activation"):
         PPOConfig(activation="swish2")
     with pytest.raises(ValueError, match="desired_kl"):
         PPOConfig(desired_kl=-1.0)
+    with pytest.raises(ValueError, match="kl_stop"):
+        PPOConfig(kl_stop=-1.0)
 
 
 CFG = PPOConfig(num_envs=16, steps_per_iter=32, actor_hidden=(32, 32), critic_hidden=(32, 32), activation="elu",
                 actor_epochs=3, critic_epochs=3, actor_batch_size=8.0, critic_batch_size=8.0,
                 action_std=1.0, learn_action_std=True, action_entropy_weight=0.005, action_bound_weight=0.0,
-                desired_kl=0.01, value_clip=0.2, actor_init_output_scale=0.1,
+                desired_kl=0.01, kl_stop=0.05, value_clip=0.2, actor_init_output_scale=0.1,
                 actor_optimizer=OptimizerConfig("adam", 1e-3, grad_clip=1.0),
                 critic_optimizer=OptimizerConfig("adam", 1e-3, grad_clip=1.0))
 
@@ -86,6 +102,7 @@ def test_asymmetric_critic_and_curriculum_hooks(priv):
         assert float(ts.curriculum["episodes"]) == seen == float(m["curriculum/episodes"])
         assert CFG.lr_min <= float(m["learning_rate"]) <= CFG.lr_max
         assert np.isfinite(float(m["kl"])) and float(m["kl"]) >= 0.0
+        assert 0.0 <= float(m["kl_stopped"]) <= 1.0
     assert seen > 0
 
 

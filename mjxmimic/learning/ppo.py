@@ -69,6 +69,12 @@ class PPOConfig:
     # lr *= factor when KL < desired_kl/2, kept in [lr_min, lr_max]; the critic follows the
     # actor's lr (rsl_rl has one optimiser for both). 0 disables.
     desired_kl: float = 0.0
+    # KL early stopping (Spinning Up's PPO, SB3's target_kl): the actor's remaining minibatch steps
+    # of an iteration are skipped once a minibatch's KL to the rollout policy exceeds this. With
+    # MimicKit's fixed std 0.05 and Adam, the AMP kick runs' KL is 0.03-0.06 per iteration with
+    # bursts to 100-2000 that collapse training (benchmarks/RESULTS.md); a stop above the usual
+    # KL leaves ordinary updates alone. 0 disables.
+    kl_stop: float = 0.0
     kl_lr_factor: float = 1.5
     lr_min: float = 1e-5
     lr_max: float = 1e-2
@@ -85,8 +91,8 @@ class PPOConfig:
         check_activation(self.activation)
         if self.shuffle_blocks < 0:
             raise ValueError("shuffle_blocks must be >= 0 (0: one block per device)")
-        if self.desired_kl < 0 or self.value_clip < 0:
-            raise ValueError("desired_kl and value_clip must be >= 0 (0 disables)")
+        if self.desired_kl < 0 or self.value_clip < 0 or self.kl_stop < 0:
+            raise ValueError("desired_kl, kl_stop and value_clip must be >= 0 (0 disables)")
         if self.desired_kl and not (0 < self.lr_min <= self.lr_max and self.kl_lr_factor > 1):
             raise ValueError("adaptive lr needs 0 < lr_min <= lr_max and kl_lr_factor > 1")
 
@@ -214,25 +220,32 @@ def minibatch_indices(key, num_samples: int, batch_size: int, num_steps: int) ->
     return perms.reshape(-1)[: batch_size * num_steps].reshape(num_steps, batch_size)
 
 
-def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_state, xs, adapt=None):
+def sgd_scan(opt: optax.GradientTransformation, loss_fn: Callable, params, opt_state, xs, adapt=None,
+             kl_stop: float = 0.0):
     """Run one optimiser step per leading entry of ``xs``; returns params, state, mean info.
 
     ``loss_fn(params, x) -> (loss, info)``; minibatches are gathered inside from ``x``
     (indices), so the [epochs × batch] data is never materialised. ``adapt(opt_state, info)
     -> opt_state`` runs between the gradient and the step (the adaptive learning rate reads
-    this minibatch's KL, measured with the pre-step parameters, as rsl_rl does).
+    this minibatch's KL, measured with the pre-step parameters, as rsl_rl does). ``kl_stop`` > 0:
+    from the first step whose ``info["kl"]`` exceeds it, the steps leave params and state
+    unchanged (early stopping inside the jitted scan); ``info["kl_stopped"]`` is the skipped share.
     """
 
     def step(carry, x):
-        p, s = carry
+        p, s, stopped = carry
         (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, x)
-        if adapt is not None:
-            s = adapt(s, info)
-        updates, s = opt.update(grads, s, p)
-        p = optax.apply_updates(p, updates)
-        return (p, s), {**info, "loss": loss}
+        s_new = adapt(s, info) if adapt is not None else s
+        updates, s_new = opt.update(grads, s_new, p)
+        p_new = optax.apply_updates(p, updates)
+        if kl_stop:
+            stopped = stopped | (info["kl"] > kl_stop)
+            keep = lambda old, new: jax.tree_util.tree_map(lambda o, n: jnp.where(stopped, o, n), old, new)  # noqa: E731
+            p_new, s_new = keep(p, p_new), keep(s, s_new)
+            info = {**info, "kl_stopped": stopped.astype(jnp.float32)}
+        return (p_new, s_new, stopped), {**info, "loss": loss}
 
-    (params, opt_state), infos = jax.lax.scan(step, (params, opt_state), xs)
+    (params, opt_state, _), infos = jax.lax.scan(step, (params, opt_state, jnp.zeros((), bool)), xs)
     return params, opt_state, jax.tree_util.tree_map(jnp.mean, infos)
 
 
@@ -555,7 +568,8 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         if extra_term is not None:   # a key per minibatch, drawn apart from PPO's own stream
             actor_idx = (actor_idx, jax.random.split(jax.random.fold_in(k_actor, 1), actor_steps))
         actor_params, actor_opt_state, actor_info = sgd_scan(
-            actor_opt, lambda p, i: actor_loss(p, i, data), ts.actor_params, ts.actor_opt_state, actor_idx, adapt)
+            actor_opt, lambda p, i: actor_loss(p, i, data), ts.actor_params, ts.actor_opt_state, actor_idx, adapt,
+            cfg.kl_stop)
 
         if extension is not None:
             ext, upd_metrics = extension.update(ext, traj, aux, norm_enabled, k_ext)
