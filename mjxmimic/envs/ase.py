@@ -74,16 +74,19 @@ class ASEEnv(AMPEnv):
         super().__init__(cfg, robot, model)
 
     # ---- where z sits in the obs ------------------------------------------------------
+    @property
+    def _latent_start(self) -> int:
+        """Where z starts: at the end of the full (critic) obs, before any dr_obs values."""
+        return self.obs_size - self.dr_obs_size - self.latent_size
+
     def latent(self, obs) -> jax.Array:
         """The latent of an obs (or a batch of them)."""
-        s = self.obs_size - self.dr_obs_size - self.latent_size   # the end of the full (critic) obs
-        return obs[..., s:s + self.latent_size]
+        return obs[..., self._latent_start:self._latent_start + self.latent_size]
 
     def with_latent(self, obs, z) -> jax.Array:
         """``obs`` with its latent (both copies with ``observation: robot``) replaced by ``z``."""
         L = self.latent_size
-        starts = ([self.obs_size - self.dr_obs_size - L]
-                  + ([self.actor_obs_size - L] if self.cfg.observation == "robot" else []))
+        starts = [self._latent_start] + ([self.actor_obs_size - L] if self.cfg.observation == "robot" else [])
         for s in starts:
             obs = jnp.concatenate([obs[..., :s], z, obs[..., s + L:]], axis=-1)
         return obs
