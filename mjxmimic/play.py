@@ -39,16 +39,40 @@ def evaluate(env, params, policy_fn, key, num_envs: int, num_episodes: int, max_
     return {k: float(v) for k, v in run(key).items()}
 
 
-def eval_overrides(run_dir: Path, perturbed: bool = False) -> dict:
+def eval_overrides(run_dir: Path, perturbed: bool = False, nominal: bool = False) -> dict:
     """Config overrides ``play`` evaluates a run with: its env kind's evaluation overrides
     (tracking: first frame, no observation noise, the clip's end is a success; none for the
-    others); ``perturbed`` keeps the training's reset noise."""
+    others); ``perturbed`` keeps the training's reset noise; ``nominal`` adds
+    :func:`nominal_overrides`."""
     from mjxmimic.envs.registry import ENV_KINDS, load_config
 
-    overrides = dict(ENV_KINDS[load_config(run_dir / "config.yaml")["kind"]].eval_overrides)
+    cfg = load_config(run_dir / "config.yaml")
+    overrides = dict(ENV_KINDS[cfg["kind"]].eval_overrides)
     if perturbed:  # the run's own reset noise
         overrides.pop("env.reset_noise_scale", None)
+    if nominal:
+        overrides.update(nominal_overrides(cfg["env_cfg"]))
     return overrides
+
+
+def nominal_overrides(env_cfg) -> dict:
+    """The env overrides of ``play --nominal``: the conditions ``sim2sim`` runs an export in by
+    default, so that MJX and MuJoCo C can be compared on the same footing. Every randomised
+    term off, no observation noise, and the actuator delay fixed at the middle of its trained
+    range (rounded down to whole physics steps; sim2sim's default is the exact middle in ms).
+    A policy that kicks only while perturbed shows it here (benchmarks/RESULTS.md)."""
+    from mjxmimic.envs.randomize import TERMS
+
+    out = {}
+    r = getattr(env_cfg, "randomize", None)
+    if r is not None:
+        out = {f"env.randomize.{k}": None for k in TERMS if k != "delay" and getattr(r, k) is not None}
+        if r.delay is not None:
+            mid = (r.delay[0] + r.delay[1]) // 2
+            out["env.randomize.delay"] = [mid, mid]
+    if getattr(env_cfg, "obs_noise_scale", 0.0):
+        out["env.obs_noise_scale"] = 0.0
+    return out
 
 
 def rollout_qpos(env, params, policy_fn, key, num_steps: int):
@@ -101,6 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--perturbed", action="store_true",
                     help="tracking runs: start each episode with the training's reset noise (default: exactly on "
                          "the first frame, so every episode is the same)")
+    ap.add_argument("--nominal", action="store_true",
+                    help="evaluate under sim2sim's default conditions: no randomisation or observation noise, the "
+                         "actuator delay at the middle of its trained range (--set entries still apply on top)")
     ap.add_argument("--set", action="append", default=[], metavar="env.KEY=VALUE",
                     help="evaluate in a changed env, e.g. env.randomize.push_interval=null (repeatable)")
     ap.add_argument("--latents", type=int, default=None, metavar="N",
@@ -132,7 +159,8 @@ def main(argv=None) -> int:
 
     import jax
 
-    loaded = load_policy(run_dir, args.step, args.best, perturbed=args.perturbed, extra=args.overrides)
+    loaded = load_policy(run_dir, args.step, args.best, perturbed=args.perturbed, extra=args.overrides,
+                         nominal=args.nominal)
     if loaded is None:
         return 2
     env, params, agent_cfg, ts, policy_fn = loaded
@@ -168,10 +196,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def load_policy(run_dir: Path, step=None, best: bool = False, perturbed: bool = False, extra: dict | None = None):
+def load_policy(run_dir: Path, step=None, best: bool = False, perturbed: bool = False, extra: dict | None = None,
+                nominal: bool = False):
     """(env, params, agent config, train state, deterministic policy_fn) of the run's checkpoint
-    (``step`` / ``best``), the env built with :func:`eval_overrides` and ``extra``; None
-    after printing the error (a missing or broken run directory, config or checkpoint)."""
+    (``step`` / ``best``), the env built with :func:`eval_overrides` (``perturbed``, ``nominal``)
+    and ``extra``; None after printing the error (a missing or broken run directory, config or
+    checkpoint)."""
     import jax
 
     from mjxmimic.envs.registry import ConfigError
@@ -181,11 +211,12 @@ def load_policy(run_dir: Path, step=None, best: bool = False, perturbed: bool = 
     from mjxmimic.train import build
     try:
         base = eval_overrides(run_dir, perturbed)
-        env, params, agent_cfg, trainer = build(run_dir, overrides={**base, **(extra or {})})
+        changed = {**eval_overrides(run_dir, perturbed, nominal), **(extra or {})}
+        env, params, agent_cfg, trainer = build(run_dir, overrides=changed)
         # The checkpoint's layout is the trained env's: an override may change the env state
         # (no pushes: no push timer), so restore into the run's own template; the policy
         # network is the same (overrides must keep the observation and action sizes).
-        template = trainer if not extra else build(run_dir, overrides=base)[3]
+        template = trainer if changed == base else build(run_dir, overrides=base)[3]
         ts = restore_train_state(str(run_dir.resolve() / "checkpoints"), template.abstract_state(), step,
                                  best=best)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:

@@ -283,3 +283,34 @@ def test_play_evaluates_tracking_runs_from_the_first_frame(tmp_path):
     walk.mkdir()
     (walk / "config.yaml").write_text(yaml.safe_dump(read_config("k1_walk")))
     assert play.eval_overrides(walk) == {} and play.eval_overrides(walk, perturbed=True) == {}
+
+
+def test_play_nominal_evaluates_in_sim2sims_default_conditions(tmp_path):
+    """play --nominal: every randomised term off, no observation noise, and the actuator delay
+    fixed at the middle of its trained range, the delay sim2sim gives the run's export by
+    default; everything else is the trained env."""
+    import dataclasses
+
+    from mjxmimic.envs.randomize import TERMS
+    from mjxmimic.envs.registry import load_config, make_env, read_config
+    from mjxmimic.sim2sim import default_delay_ms
+
+    run = tmp_path / "kick"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(read_config("k1_kick_deploy")))
+    cfg = load_config(run / "config.yaml")["env_cfg"]
+    r = cfg.randomize
+    assert all(getattr(r, k) is not None for k in ("friction", "push_interval", "delay", "com_offset"))
+    assert cfg.obs_noise_scale > 0 and r.delay[0] < r.delay[1]
+    nom, _, _ = make_env(run / "config.yaml", play.eval_overrides(run, nominal=True))
+    rn = nom.cfg.randomize
+    assert [k for k in TERMS if getattr(rn, k) is not None] == ["delay"] and nom.cfg.obs_noise_scale == 0.0
+    dt = float(nom.model.opt.timestep)
+    assert rn.delay[0] == rn.delay[1] and 1000 * rn.delay[0] * dt == pytest.approx(
+        default_delay_ms({"randomize": {"delay_s": [d * dt for d in r.delay]}}))
+    assert dataclasses.replace(nom.cfg, randomize=r, obs_noise_scale=cfg.obs_noise_scale) == cfg
+    # a config without randomisation or noise: nothing to switch off
+    walk = tmp_path / "walk"
+    walk.mkdir()
+    (walk / "config.yaml").write_text(yaml.safe_dump(read_config("k1_walk")))
+    assert play.nominal_overrides(load_config(walk / "config.yaml")["env_cfg"]) == {}

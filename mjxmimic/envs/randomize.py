@@ -59,10 +59,11 @@ import numpy as np
 
 __all__ = ["RandomizeConfig", "Layout", "make_layout", "sample", "env_model", "pd_target", "push",
            "shift_targets", "restitution_dampratio", "ramp_strength", "adaptive_strength", "dr_obs_size", "dr_obs",
-           "RAMP_SIGNALS"]
+           "RAMP_SIGNALS", "TERMS"]
 
 RAMP_SIGNALS = ("success", "survival")
 _RANGES = ("friction", "restitution", "joint_offset", "mass_scale", "kp_scale", "kd_scale", "push_interval")
+TERMS = _RANGES + ("com_offset", "delay")   # every randomised term of RandomizeConfig (None: off)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +118,7 @@ class RandomizeConfig:
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, k) is not None for k in _RANGES + ("delay", "com_offset"))
+        return any(getattr(self, k) is not None for k in TERMS)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
