@@ -211,7 +211,7 @@ def load_policy(run_dir: Path, step=None, best: bool = False, perturbed: bool = 
     from mjxmimic.train import build
     try:
         base = eval_overrides(run_dir, perturbed)
-        changed = {**eval_overrides(run_dir, perturbed, nominal), **(extra or {})}
+        changed = {**(eval_overrides(run_dir, perturbed, nominal) if nominal else base), **(extra or {})}
         env, params, agent_cfg, trainer = build(run_dir, overrides=changed)
         # The checkpoint's layout is the trained env's: an override may change the env state
         # (no pushes: no push timer), so restore into the run's own template; the policy
