@@ -66,7 +66,8 @@ PACKAGE = Path(__file__).resolve().parent
 # Source that decides what a training run computes (the CLIs and tools around it do not).
 TRAINING_CODE = ("envs", "learning", "robots", "motions", "math.py")
 
-# Metrics shown on the progress bar (when the run has them).
+# Metrics shown on the progress bar (when the run has them), and of each --eval-every evaluation.
+_EVAL_SHOWN = ("episodes", "episode_return", "episode_length", "full_length", "end/success", "end/fall")
 _BAR = (("episode_return", "ret"), ("episode_length", "len"), ("episode_success_rate", "succ"),
         ("episode_fail_rate", "fail"),
         ("env/joint_pos_err", "jerr"), ("env/key_pos_err", "kerr"), ("disc_agent_acc", "dacc"))
@@ -244,6 +245,9 @@ class _Logger:
         post.update({short: f"{m[k]:.3g}" for k, short in _BAR if k in m})
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(it - self.bar.n)
+        if "eval/episodes" in m:  # an evaluation ran after this iteration (--eval-every)
+            shown = [(k, m[f"eval/{k}"]) for k in _EVAL_SHOWN if f"eval/{k}" in m]
+            self.bar.write(f"evaluation after iteration {it}: " + ", ".join(f"{k} {v:.3g}" for k, v in shown))
 
     def close(self):
         self.bar.close()
@@ -277,6 +281,11 @@ def _parser() -> argparse.ArgumentParser:
                     "(mean over the iterations since the previous save), in checkpoints/best")
     ap.add_argument("--best-metric", default="episode_return", help="metric (higher is better) for --keep-best; "
                     "episode_return is the mean task return of the episodes that ended")
+    ap.add_argument("--eval-every", type=int, default=None, metavar="N",
+                    help="every N iterations evaluate the deterministic policy (the mean action, as play and export "
+                    "use it) in the env as play builds it, and log eval/<metric> (e.g. eval/end/success); None: "
+                    "--save-every when --best-metric is an eval/ metric, else never")
+    ap.add_argument("--eval-episodes", type=int, default=256, help="episodes per evaluation (at least one per env)")
     ap.add_argument("--exact-resume", action="store_true", help="store the whole state in checkpoints (AMP replay "
                     "buffer included) so a resume is bitwise identical; larger checkpoints")
     ap.add_argument("--resume", metavar="DIR", help="run directory to continue from its last checkpoint")
@@ -397,6 +406,7 @@ def main(argv=None) -> int:
     try:
         if args.keep < 1:
             raise ConfigError(f"--keep: expected a number >= 1, got {args.keep}")
+        eval_every = _eval_every(args)
         devices = _devices(args.devices, multi)
         setup = _prepare_run(args, backend, devices) if primary else None
     except ConfigError as e:
@@ -467,7 +477,12 @@ def main(argv=None) -> int:
         except ValueError:  # not the main thread (e.g. called from a worker thread): no handler
             break
     try:
-        ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn)
+        evaluate_fn = None
+        if eval_every:  # a fixed key: every evaluation plays the same episodes, so they compare
+            eval_key = jax.random.PRNGKey(seed + 1)
+            evaluate_fn = lambda s: trainer.evaluate(s, eval_key, args.eval_episodes, 10**7)  # noqa: E731
+        ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn,
+                   evaluate_fn, eval_every)
     except _TimeUp:
         pass  # train() already saved the last completed state
     except KeyboardInterrupt:
@@ -484,6 +499,18 @@ def main(argv=None) -> int:
         f"next: python -m mjxmimic.play {run_dir}      # metrics table + mp4 of the policy\n"
         f"      tensorboard --logdir {run_dir / 'tb'}   # training curves", flush=True)
     return 0
+
+
+def _eval_every(args) -> int:
+    """The evaluation interval (0: none), checked against --keep-best/--best-metric."""
+    by_eval = args.keep_best and args.best_metric.startswith("eval/")
+    every = args.eval_every if args.eval_every is not None else (args.save_every if by_eval else 0)
+    if every < 0 or args.eval_episodes < 1:
+        raise ConfigError(f"--eval-every must be >= 0 and --eval-episodes >= 1, got {every} and {args.eval_episodes}")
+    if by_eval and (every == 0 or args.save_every % every):
+        raise ConfigError(f"--best-metric {args.best_metric} is measured every --eval-every {every} iterations; it "
+                          f"must divide --save-every {args.save_every} so that each saved state is one evaluated")
+    return every
 
 
 class _TimeUp(Exception):

@@ -23,7 +23,7 @@ TINY = ["--num-envs", "4", "--set", "agent.steps_per_iter=4", "--set", "agent.ac
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("run")
     assert train.main(["--env", "k1_walk", *TINY, "--iterations", "2", "--save-every", "1", "--keep-best",
-                       "--best-metric", "reward_mean", "--out", str(d)]) == 0
+                       "--best-metric", "eval/episode_return", "--eval-episodes", "4", "--out", str(d)]) == 0
     return d
 
 
@@ -44,6 +44,12 @@ def test_train_writes_config_logs_and_checkpoints(run_dir):
     assert lines[-1]["env_steps"] == 2 * 4 * 4 and "episode_return" in lines[-1] and "env/joint_pos_err" in lines[-1]
     assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())[-1] == 2
     assert any((run_dir / "tb").iterdir())
+    # --best-metric eval/...: the deterministic policy was evaluated after every save (--save-every 1),
+    # one 1 s episode (30 control steps) per env, and the best checkpoint is the best evaluated one
+    assert all(x["eval/episodes"] == 4 and 0 < x["eval/episode_length"] <= 30 for x in lines)
+    best = json.loads((run_dir / "checkpoints" / "best" / "best.json").read_text())
+    scores = {x["iteration"]: x["eval/episode_return"] for x in lines}
+    assert best["metric"] == "eval/episode_return" and best["step"] == max(scores, key=scores.get)
 
 
 def test_out_onto_an_existing_run_is_refused_and_changes_nothing(run_dir, capsys):
@@ -57,10 +63,10 @@ def test_out_onto_an_existing_run_is_refused_and_changes_nothing(run_dir, capsys
 
 def test_resume_continues_from_the_last_checkpoint_and_compiles_once(run_dir, capsys, caplog):
     import jax
-    # run 1 kept the last 2 checkpoints (--keep 2) and the best by reward_mean
+    # run 1 kept the last 2 checkpoints (--keep 2) and the best by eval/episode_return
     assert _ckpt_steps(run_dir) == [1, 2]
     best = json.loads((run_dir / "checkpoints" / "best" / "best.json").read_text())
-    assert best["metric"] == "reward_mean" and best["step"] in (1, 2)
+    assert best["metric"] == "eval/episode_return" and best["step"] in (1, 2)
     fp = json.loads((run_dir / "fingerprint.json").read_text())
     assert "mjxmimic/learning/ppo.py" in fp["files"] and "robots/k1/robot.yaml" in fp["files"]
     assert "motions/k1/walk.npz" in fp["files"]
@@ -129,6 +135,10 @@ def test_play_reports_metrics(run_dir, tmp_path):
     trainer = train.build(run_dir)[3]
     ts = restore_train_state(str(run_dir / "checkpoints"), trainer.abstract_state(), best=True)
     assert int(ts.iteration) == best["step"]
+    # ... and is the state that was evaluated: the same episodes (seed + 1) give the logged score
+    import jax
+    again = float(trainer.evaluate(ts, jax.random.PRNGKey(1), 4, 10**7)["episode_return"])
+    assert abs(again - best["value"]) <= 1e-4 * abs(best["value"])
 
 
 def test_config_errors_are_clear(tmp_path, capsys):
@@ -138,6 +148,10 @@ def test_config_errors_are_clear(tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
     assert train.main(["--env", "k1_walk", "--devices", "64", "--out", str(tmp_path / "z")]) == 2
     assert "this machine has" in capsys.readouterr().err
+    # a best checkpoint chosen by an evaluation must be an evaluated state
+    assert train.main(["--env", "k1_walk", "--keep-best", "--best-metric", "eval/end/success", "--save-every", "10",
+                       "--eval-every", "3", "--out", str(tmp_path / "e")]) == 2
+    assert "must divide --save-every 10" in capsys.readouterr().err and not (tmp_path / "e").exists()
     assert train.main(["--env", "k1_walk", "--devices", "two", "--out", str(tmp_path / "w")]) == 2
     assert "--devices" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in "xyzw")

@@ -218,13 +218,17 @@ def init_or_restore(trainer, key, checkpointer: Optional[Checkpointer] = None):
 
 
 def train(trainer, train_state, num_iterations: int, checkpointer: Optional[Checkpointer] = None,
-          log_fn: Optional[Callable[[int, Any], None]] = None):
+          log_fn: Optional[Callable[[int, Any], None]] = None,
+          evaluate_fn: Optional[Callable[[Any], dict]] = None, eval_every: int = 0):
     """Run ``trainer.iteration`` until ``train_state.iteration == num_iterations``.
 
     Saves every ``checkpointer.save_every`` iterations and, on any exit (normal end,
     exception, Ctrl-C), the last *completed* state. ``log_fn(iteration, metrics)`` gets
     device arrays; fetching them is its choice (that is the only host sync besides saves
     and, when a best checkpoint is kept, its metric).
+    ``evaluate_fn(train_state) -> dict``, when given, runs after every ``eval_every``-th
+    iteration; its values join that iteration's metrics as ``eval/<key>`` (before logging and
+    saving, so a best checkpoint chosen by an ``eval/`` metric is the evaluated state).
     Not safe with ``donate=True`` trainers on Ctrl-C (the last state may be donated).
     """
     it = int(train_state.iteration)
@@ -232,6 +236,8 @@ def train(trainer, train_state, num_iterations: int, checkpointer: Optional[Chec
         while it < num_iterations:
             train_state, metrics = trainer.iteration(train_state)
             it += 1
+            if evaluate_fn is not None and eval_every > 0 and it % eval_every == 0:
+                metrics = {**metrics, **{f"eval/{k}": v for k, v in evaluate_fn(train_state).items()}}
             if log_fn is not None:
                 log_fn(it, metrics)
             if checkpointer is not None:
