@@ -283,7 +283,8 @@ def _parser() -> argparse.ArgumentParser:
                     "episode_return is the mean task return of the episodes that ended")
     ap.add_argument("--eval-every", type=int, default=None, metavar="N",
                     help="every N iterations evaluate the deterministic policy (the mean action, as play and export "
-                    "use it) in the env as play builds it, and log eval/<metric> (e.g. eval/end/success); None: "
+                    "use it) in the training env (play's too, except that play starts tracking episodes from the clip's first "
+                    "frame) and log eval/<metric> (e.g. eval/end/success); None: "
                     "--save-every when --best-metric is an eval/ metric, else never")
     ap.add_argument("--eval-episodes", type=int, default=256, help="episodes per evaluation (at least one per env)")
     ap.add_argument("--exact-resume", action="store_true", help="store the whole state in checkpoints (AMP replay "
