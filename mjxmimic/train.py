@@ -285,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="every N iterations evaluate the deterministic policy (the mean action, as play and export "
                     "use it) in the training env (play's too, except that play starts tracking episodes from the clip's first "
                     "frame) and log eval/<metric> (e.g. eval/end/success); None: "
-                    "--save-every when --best-metric is an eval/ metric, else never")
+                    "--save-every when --best-metric is an eval/ metric (then it must be that), else never")
     ap.add_argument("--eval-episodes", type=int, default=256, help="episodes per evaluation (at least one per env)")
     ap.add_argument("--exact-resume", action="store_true", help="store the whole state in checkpoints (AMP replay "
                     "buffer included) so a resume is bitwise identical; larger checkpoints")
@@ -508,9 +508,11 @@ def _eval_every(args) -> int:
     every = args.eval_every if args.eval_every is not None else (args.save_every if by_eval else 0)
     if every < 0 or args.eval_episodes < 1:
         raise ConfigError(f"--eval-every must be >= 0 and --eval-episodes >= 1, got {every} and {args.eval_episodes}")
-    if by_eval and (every == 0 or args.save_every % every):
+    # The best checkpoint scores the mean of its metric since the previous save; with more than one
+    # evaluation per save that mean would mix states other than the one saved.
+    if by_eval and (every == 0 or every != args.save_every):
         raise ConfigError(f"--best-metric {args.best_metric} is measured every --eval-every {every} iterations; it "
-                          f"must divide --save-every {args.save_every} so that each saved state is one evaluated")
+                          f"must equal --save-every {args.save_every} so that each saved state is the one evaluated")
     return every
 
 

@@ -151,7 +151,10 @@ def test_config_errors_are_clear(tmp_path, capsys):
     # a best checkpoint chosen by an evaluation must be an evaluated state
     assert train.main(["--env", "k1_walk", "--keep-best", "--best-metric", "eval/end/success", "--save-every", "10",
                        "--eval-every", "3", "--out", str(tmp_path / "e")]) == 2
-    assert "must divide --save-every 10" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    assert "must equal --save-every 10" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    assert train.main(["--env", "k1_walk", "--keep-best", "--best-metric", "eval/end/success", "--save-every", "10",
+                       "--eval-every", "5", "--out", str(tmp_path / "e")]) == 2  # two evaluations per save
+    assert "must equal --save-every 10" in capsys.readouterr().err and not (tmp_path / "e").exists()
     assert train.main(["--env", "k1_walk", "--devices", "two", "--out", str(tmp_path / "w")]) == 2
     assert "--devices" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in "xyzw")
