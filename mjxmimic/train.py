@@ -286,7 +286,8 @@ def _parser() -> argparse.ArgumentParser:
                     "use it) in the training env (play's too, except that play starts tracking episodes from the clip's first "
                     "frame) and log eval/<metric> (e.g. eval/end/success); None: "
                     "--save-every when --best-metric is an eval/ metric (then it must be that), else never")
-    ap.add_argument("--eval-episodes", type=int, default=256, help="episodes per evaluation (at least one per env)")
+    ap.add_argument("--eval-episodes", type=int, default=256,
+                    help="episodes per evaluation, one per env on their own batch (at most --num-envs envs)")
     ap.add_argument("--exact-resume", action="store_true", help="store the whole state in checkpoints (AMP replay "
                     "buffer included) so a resume is bitwise identical; larger checkpoints")
     ap.add_argument("--resume", metavar="DIR", help="run directory to continue from its last checkpoint")

@@ -205,6 +205,8 @@ def test_ppo_improves_point_reach(reach):
     assert float(after["episode_return"]) > before + 8.0, (before, after)
     assert float(after["step/dist"]) < 0.5
     assert int(after["episodes"]) >= 32
+    # fewer episodes than envs: one each on a batch of that size, not one per training env
+    assert int(reach.evaluate(ts, jax.random.PRNGKey(7), 8)["episodes"]) == 8
 
 
 def test_evaluate_policy_counts_episodes_in_closed_form():

@@ -609,9 +609,11 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         return new_ts, metrics
 
     def _evaluate(ts, env_params, key, num_episodes: int, max_steps: int):
+        # One episode per env, at most N envs: every env runs until the longest episode ends, so a
+        # batch of N (thousands) for a few hundred episodes would cost as much as many iterations.
         pp = policy_params(ts)
-        return evaluate_policy(env, env_params, lambda obs: policy(pp, obs, deterministic=True), key, N,
-                               num_episodes, max_steps)
+        return evaluate_policy(env, env_params, lambda obs: policy(pp, obs, deterministic=True), key,
+                               min(N, num_episodes), num_episodes, max_steps)
 
     init_jit, iteration_jit, evaluate_jit, abstract_state, place, env_params = _compile(
         _init, _iteration, _evaluate, env_params, N, donate, mesh)
