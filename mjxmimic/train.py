@@ -42,6 +42,7 @@ import json
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -399,6 +400,7 @@ def main(argv=None) -> int:
     import jax
 
     from mjxmimic.learning import Checkpointer, init_or_restore, train
+    from mjxmimic.learning.ppo import abstract_like
 
     primary = dist.is_primary()
     say = print if primary else (lambda *a, **k: None)  # noqa: E731
@@ -482,7 +484,16 @@ def main(argv=None) -> int:
         evaluate_fn = None
         if eval_every:  # a fixed key: every evaluation plays the same episodes, so they compare
             eval_key = jax.random.PRNGKey(seed + 1)
-            evaluate_fn = lambda s: trainer.evaluate(s, eval_key, args.eval_episodes, 10**7)  # noqa: E731
+            # Compile the evaluation (~1 min for MJX on a GPU) beside the training iteration rather than
+            # stalling the first evaluation; should it fail, the first evaluation compiles and reports it.
+            like = abstract_like(ts)  # here: the loop may donate ts's buffers while the thread runs
+            compiling = threading.Thread(target=_quietly, daemon=True,
+                                         args=(trainer.compile_evaluate, like, args.eval_episodes, 10**7))
+            compiling.start()
+
+            def evaluate_fn(s):
+                compiling.join()
+                return trainer.evaluate(s, eval_key, args.eval_episodes, 10**7)
         ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn,
                    evaluate_fn, eval_every)
     except _TimeUp:
@@ -501,6 +512,13 @@ def main(argv=None) -> int:
         f"next: python -m mjxmimic.play {run_dir}      # metrics table + mp4 of the policy\n"
         f"      tensorboard --logdir {run_dir / 'tb'}   # training curves", flush=True)
     return 0
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 -- the caller repeats the call and sees the error then
+        pass
 
 
 def _eval_every(args) -> int:

@@ -73,7 +73,8 @@ def test_resume_continues_from_the_last_checkpoint_and_compiles_once(run_dir, ca
     jax.config.update("jax_log_compiles", True)
     try:
         with caplog.at_level(logging.WARNING):
-            assert train.main(["--resume", str(run_dir), "--iterations", "4"]) == 0
+            assert train.main(["--resume", str(run_dir), "--iterations", "4", "--eval-every", "1",
+                               "--eval-episodes", "4"]) == 0
     finally:
         jax.config.update("jax_log_compiles", False)
     out = capsys.readouterr().out
@@ -82,8 +83,12 @@ def test_resume_continues_from_the_last_checkpoint_and_compiles_once(run_dir, ca
     # two iterations after the resume, one compilation: restored leaves match what the jit saw
     compiles = [r for r in caplog.records if "Finished XLA compilation of jit(_iteration)" in r.getMessage()]
     assert len(compiles) == 1, [r.getMessage()[:120] for r in compiles]
+    # the evaluation, compiled in a thread beside the iteration, is compiled once and reused
+    compiles = [r for r in caplog.records if "Finished XLA compilation of jit(_evaluate)" in r.getMessage()]
+    assert len(compiles) == 1, [r.getMessage()[:120] for r in compiles]
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [1, 2, 3, 4]
+    assert [x["eval/episodes"] for x in lines[2:]] == [4, 4]
     assert _ckpt_steps(run_dir) == [2, 4]  # saved at exit (--save-every is 50 here); step 1 dropped: keep 2
 
 

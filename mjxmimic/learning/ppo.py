@@ -314,9 +314,22 @@ class Trainer:
     iteration: Callable[[TrainState], tuple[TrainState, dict]]
     policy: Callable[..., jax.Array]
     evaluate: Callable[..., dict]
+    # compile_evaluate(state_like, num_episodes, max_steps): compile ``evaluate`` ahead of its first
+    # call (e.g. in a thread while the training iteration compiles); a call on a state that
+    # ``abstract_like`` describes then reuses it.
+    compile_evaluate: Callable[[Any, int, int], Any]
     abstract_state: Callable[[], TrainState]
     # Puts a state (e.g. one restored from a checkpoint) where ``iteration`` expects it.
     place: Callable[[TrainState], TrainState] = lambda ts: ts
+
+
+def abstract_like(tree):
+    """Shapes, dtypes and placement of ``tree``'s arrays, without their buffers: what a jit compiled
+    ahead for it must see. Placement counts only for arrays committed to a device (a restored or
+    sharded state; a jit's output is not): jit compiles those separately."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding if x.committed else None,
+                                       weak_type=x.weak_type) if isinstance(x, jax.Array) else x, tree)
 
 
 def policy_params(train_state: TrainState) -> PolicyParams:
@@ -624,6 +637,8 @@ def make_trainer(env, env_params, cfg: PPOConfig, extension: Optional[Extension]
         policy=policy,
         evaluate=lambda ts, key, num_episodes=32, max_steps=10_000: evaluate_jit(
             ts, env_params, key, num_episodes, max_steps),
+        compile_evaluate=lambda state_like, num_episodes, max_steps: evaluate_jit.lower(
+            state_like, env_params, jax.random.PRNGKey(0), num_episodes, max_steps).compile(),
         abstract_state=abstract_state,
         place=place,
     )
