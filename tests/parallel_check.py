@@ -1,6 +1,7 @@
 """Run by tests/test_parallel.py in a fresh process with two simulated CPU devices
 (XLA_FLAGS must be set before JAX starts). Prints OK when every check passed."""
 import dataclasses
+import logging
 import os
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from toy_envs import AMPPointEnv, PointReachEnv  # noqa: E402
 from mjxmimic.learning import (AMPConfig, Checkpointer, OptimizerConfig, PPOConfig, init_or_restore,  # noqa: E402
                                make_amp_trainer, make_trainer)
 from mjxmimic.learning.parallel import env_mesh  # noqa: E402
+from mjxmimic.learning.ppo import abstract_like  # noqa: E402
 
 assert len(jax.devices()) == 2, jax.devices()
 ADAM = dict(actor_optimizer=OptimizerConfig("adam", 1e-3), critic_optimizer=OptimizerConfig("adam", 3e-3))
@@ -62,6 +64,22 @@ assert split_over_two(r.env_state.obs)
 (b2, _), (r2, _) = two.iteration(b), two.iteration(r)
 for x, y in zip(jax.tree_util.tree_leaves(b2), jax.tree_util.tree_leaves(r2)):
     assert np.array_equal(np.asarray(x), np.asarray(y)), "resume on two devices is not bitwise identical"
+
+# The evaluation (train --eval-every) of a restored sharded state: compiled ahead from abstract_like,
+# then called without compiling again, with the result one device gives for the same policy.
+compiled = []
+log = logging.getLogger("jax")
+log.addHandler(type("Count", (logging.Handler,), {"emit": lambda self, rec: compiled.append(rec.getMessage())})())
+log.propagate = False  # counted, not printed
+jax.config.update("jax_log_compiles", True)
+two.compile_evaluate(abstract_like(r), 8, 100)
+ev_two = two.evaluate(r, jax.random.PRNGKey(4), 8, 100)
+jax.config.update("jax_log_compiles", False)
+assert sum("XLA compilation of jit(_evaluate)" in m for m in compiled) == 1, compiled
+one = make_trainer(PointReachEnv(), PointReachEnv().default_params(), two.cfg)
+ev_one = one.evaluate(jax.tree_util.tree_map(np.asarray, r), jax.random.PRNGKey(4), 8, 100)
+assert int(ev_two["episodes"]) == 8
+close(ev_one, ev_two, "evaluation on two devices")
 
 # AMP (discriminator, replay buffer) on two devices follows one device.
 compare(make_amp_trainer, AMPPointEnv(), AMPConfig(num_envs=16, steps_per_iter=8, actor_hidden=(16,),
