@@ -486,14 +486,15 @@ def main(argv=None) -> int:
             eval_key = jax.random.PRNGKey(seed + 1)
             # Compile the evaluation (~1 min for MJX on a GPU) beside the training iteration rather than
             # stalling the first evaluation; should it fail, the first evaluation compiles and reports it.
+            sizes = (args.eval_episodes, 10**7)  # episodes, max steps: the calls must match the compile
             like = abstract_like(ts)  # here: the loop may donate ts's buffers while the thread runs
             compiling = threading.Thread(target=_quietly, daemon=True,
-                                         args=(trainer.compile_evaluate, like, args.eval_episodes, 10**7))
+                                         args=(trainer.compile_evaluate, like, *sizes))
             compiling.start()
 
             def evaluate_fn(s):
                 compiling.join()
-                return trainer.evaluate(s, eval_key, args.eval_episodes, 10**7)
+                return trainer.evaluate(s, eval_key, *sizes)
         ts = train(trainer, ts, iterations if iterations is not None else 2**31 - 1, ckpt, log_fn,
                    evaluate_fn, eval_every)
     except _TimeUp:
