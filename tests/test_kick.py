@@ -247,6 +247,35 @@ def test_kick_success_ends_and_bootstraps(kick_run):
     assert bool(jnp.all(jnp.isfinite(s1.info["disc_obs"])))
 
 
+def test_kick_reward_approach_offset_hand_computed():
+    """approach_offset: the approach term leads to the spot behind the ball on the ball->target
+    line, and once within approach_dist of it the facing term rewards facing the target direction."""
+    c = KickConfig(robot="k1", approach_speed=0.6, approach_offset=0.25, approach_dist=0.35, approach_pos_scale=2.0)
+    dt = 1 / 50
+    ball = jnp.array([1.0, 0.0, R])
+    tar = jnp.array([1.0, 2.0, 0.0])                         # straight left of the ball: the spot is (1, -0.25)
+    rot = rmath.yaw_quat(jnp.float32(0.0))                    # facing +x
+    p0 = jnp.array([0.0, 0.0, 0.55])
+    p1 = p0 + jnp.array([0.3 * dt, 0.0, 0.0])
+    dx, dy = 1.0 - 0.3 * dt, -0.25
+    d2 = dx * dx + dy * dy
+    ux, uy = dx / math.sqrt(d2), dy / math.sqrt(d2)
+    far = 0.5 * math.exp(-2.0 * d2) + 0.4 * math.exp(-4.0 * (0.6 - 0.3 * ux) ** 2) + 0.1 * max(ux, 0.0)
+    assert float(kick_reward(p1, p0, rot, ball, jnp.zeros(3), tar, dt, c)[1]["approach"]) == pytest.approx(far, abs=1e-5)
+    # on the spot: position and speed terms full; facing +x is perpendicular to the target direction (+y)
+    spot = jnp.array([1.0, -0.25, 0.55])
+    assert float(kick_reward(spot, spot, rot, ball, jnp.zeros(3), tar, dt, c)[1]["approach"]) == pytest.approx(0.9, abs=1e-6)
+    face_y = rmath.yaw_quat(jnp.float32(math.pi / 2))
+    assert float(kick_reward(spot, spot, face_y, ball, jnp.zeros(3), tar, dt, c)[1]["approach"]) == pytest.approx(1.0, abs=1e-6)
+    # offset 0 is MimicKit's: near the ball the facing term is 1 whatever the heading
+    c0 = dataclasses.replace(c, approach_offset=0.0)
+    at_ball = jnp.array([1.0, -0.1, 0.55])
+    assert float(kick_reward(at_ball, at_ball, rot, ball, jnp.zeros(3), tar, dt, c0)[1]["approach"]) == pytest.approx(
+        0.5 * math.exp(-2.0 * 0.01) + 0.5, abs=1e-6)
+    with pytest.raises(ValueError, match="approach_offset"):
+        KickConfig(robot="k1", approach_offset=-0.1)
+
+
 def test_approach_until_touch(kick_run):
     """approach_until_touch: a new episode starts untouched; once the ball rolls faster than
     touch_speed the approach term is 1 however far the ball is (env 2), and not before (env 3)."""

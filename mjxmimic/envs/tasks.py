@@ -92,10 +92,12 @@ def speed_toward_reward(speed, tar_speed, vel_err_scale):
 
 
 def location_reward(root_pos, prev_root_pos, root_rot, tar_pos, tar_speed, dt, dist_threshold=0.5,
-                    pos_err_scale=0.5, vel_err_scale=4.0, pos_reward_w=0.5, vel_reward_w=0.4, face_reward_w=0.1):
+                    pos_err_scale=0.5, vel_err_scale=4.0, pos_reward_w=0.5, vel_reward_w=0.4, face_reward_w=0.1,
+                    near_face_dir=None):
     """MimicKit ``compute_location_reward``: position, velocity-toward-target and facing terms;
     the last two are 1 once the squared distance is below ``dist_threshold`` (MimicKit
-    compares the *squared* xy distance with it, and so do we)."""
+    compares the *squared* xy distance with it, and so do we). ``near_face_dir`` (a unit xy
+    direction; not MimicKit's): once near, the facing term rewards facing it instead of being 1."""
     diff = (tar_pos - root_pos)[..., :2]
     pos_err = jnp.sum(jnp.square(diff), axis=-1)
     pos_r = jnp.exp(-pos_err_scale * pos_err)
@@ -104,7 +106,8 @@ def location_reward(root_pos, prev_root_pos, root_rot, tar_pos, tar_speed, dt, d
     vel_r = speed_toward_reward(jnp.sum(tar_dir * root_vel[..., :2], axis=-1), tar_speed, vel_err_scale)
     face_r = jnp.maximum(jnp.sum(tar_dir * facing_dir(root_rot), axis=-1), 0.0)
     near = pos_err < dist_threshold
-    face_r = jnp.where(near, 1.0, face_r)
+    near_face_r = 1.0 if near_face_dir is None else jnp.maximum(jnp.sum(near_face_dir * facing_dir(root_rot), axis=-1), 0.0)
+    face_r = jnp.where(near, near_face_r, face_r)
     vel_r = jnp.where(near, 1.0, vel_r)
     return pos_reward_w * pos_r + vel_reward_w * vel_r + face_reward_w * face_r
 
