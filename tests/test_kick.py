@@ -259,7 +259,7 @@ def test_kick_reward_approach_offset_hand_computed():
     p1 = p0 + jnp.array([0.3 * dt, 0.0, 0.0])
     dx, dy = 1.0 - 0.3 * dt, -0.25
     d2 = dx * dx + dy * dy
-    ux, uy = dx / math.sqrt(d2), dy / math.sqrt(d2)
+    ux = dx / math.sqrt(d2)                              # the unit direction to the spot, x
     far = 0.5 * math.exp(-2.0 * d2) + 0.4 * math.exp(-4.0 * (0.6 - 0.3 * ux) ** 2) + 0.1 * max(ux, 0.0)
     assert float(kick_reward(p1, p0, rot, ball, jnp.zeros(3), tar, dt, c)[1]["approach"]) == pytest.approx(far, abs=1e-5)
     # on the spot: position and speed terms full; facing +x is perpendicular to the target direction (+y)
