@@ -69,12 +69,15 @@ for x, y in zip(jax.tree_util.tree_leaves(b2), jax.tree_util.tree_leaves(r2)):
 # then called without compiling again, with the result one device gives for the same policy.
 compiled = []
 log = logging.getLogger("jax")
-log.addHandler(type("Count", (logging.Handler,), {"emit": lambda self, rec: compiled.append(rec.getMessage())})())
+counter = type("Count", (logging.Handler,), {"emit": lambda self, rec: compiled.append(rec.getMessage())})()
+log.addHandler(counter)
 log.propagate = False  # counted, not printed
 jax.config.update("jax_log_compiles", True)
 two.compile_evaluate(abstract_like(r), 8, 100)
 ev_two = two.evaluate(r, jax.random.PRNGKey(4), 8, 100)
 jax.config.update("jax_log_compiles", False)
+log.removeHandler(counter)
+log.propagate = True
 assert sum("XLA compilation of jit(_evaluate)" in m for m in compiled) == 1, compiled
 one = make_trainer(PointReachEnv(), PointReachEnv().default_params(), two.cfg)
 ev_one = one.evaluate(jax.tree_util.tree_map(np.asarray, r), jax.random.PRNGKey(4), 8, 100)

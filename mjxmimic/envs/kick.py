@@ -50,6 +50,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from mjxmimic import math as rmath
 from mjxmimic.envs.ball import (BallTaskConfig, BallTaskEnv, ball_in_target, ball_layout, ball_target_terms,
                                 ball_task_obs, episode_stats, place_ball_and_target, sample_ball_and_target)
 from mjxmimic.envs.tasks import location_reward
@@ -107,8 +108,7 @@ def kick_reward(root_pos, prev_root_pos, root_rot, ball_pos, ball_vel, tar_pos, 
     whether the ball has been touched this episode (``approach_until_touch``; None: not tracked)."""
     goal, face = ball_pos, None
     if c.approach_offset > 0:   # the kicking spot behind the ball, facing the target
-        bt = (tar_pos - ball_pos)[..., :2]
-        face = bt / jnp.maximum(jnp.linalg.norm(bt, axis=-1, keepdims=True), 1e-6)
+        face = rmath.normalize((tar_pos - ball_pos)[..., :2])
         goal = ball_pos.at[..., :2].add(-c.approach_offset * face)
     approach = location_reward(root_pos, prev_root_pos, root_rot, goal, c.approach_speed, dt,
                                dist_threshold=c.approach_dist ** 2, pos_err_scale=c.approach_pos_scale,

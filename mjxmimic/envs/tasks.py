@@ -104,9 +104,10 @@ def location_reward(root_pos, prev_root_pos, root_rot, tar_pos, tar_speed, dt, d
     tar_dir = _normalize2(diff)
     root_vel = (root_pos - prev_root_pos) / dt
     vel_r = speed_toward_reward(jnp.sum(tar_dir * root_vel[..., :2], axis=-1), tar_speed, vel_err_scale)
-    face_r = jnp.maximum(jnp.sum(tar_dir * facing_dir(root_rot), axis=-1), 0.0)
+    fwd = facing_dir(root_rot)
+    face_r = jnp.maximum(jnp.sum(tar_dir * fwd, axis=-1), 0.0)
     near = pos_err < dist_threshold
-    near_face_r = 1.0 if near_face_dir is None else jnp.maximum(jnp.sum(near_face_dir * facing_dir(root_rot), axis=-1), 0.0)
+    near_face_r = 1.0 if near_face_dir is None else jnp.maximum(jnp.sum(near_face_dir * fwd, axis=-1), 0.0)
     face_r = jnp.where(near, near_face_r, face_r)
     vel_r = jnp.where(near, 1.0, vel_r)
     return pos_reward_w * pos_r + vel_reward_w * vel_r + face_reward_w * face_r
