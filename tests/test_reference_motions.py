@@ -251,9 +251,47 @@ def test_shipped_clips_are_plausible(robot):
 
 
 @pytest.mark.parametrize("robot", ROBOTS)
+def test_routes_go_where_their_steps_lead_and_stop(robot):
+    """Every shipped route: plausible, a clamp clip that ends standing in the pose it starts in (at
+    rest; the walking CoM height, so not the stand clip's), its end pose where the scheduled per-step
+    twists lead, composed here by hand."""
+    r = load_robot(robot)
+    profile = author.PROFILES[robot]
+    specs = author.route_specs(profile)
+    assert len(specs) == author.ROUTES and specs == author.route_specs(profile)   # deterministic
+    lim = np.array([profile.fast.step_length, profile.side.step_lateral, profile.turn.turn])
+    lf, rf = author._robot_geometry(r)
+    fx = 0.5 * (lf[0] + rf[0])                      # sole centres ahead of the body origin
+    for name, rp in specs.items():
+        assert np.all(np.abs(np.asarray(rp.legs)) <= lim + 1e-9), name
+        c = _load(robot, name)
+        rep = check_clip(c, r)
+        assert rep.ok, f"{robot}/{name}: {rep.failures}"
+        assert c.loop == "clamp" and rep.flight_frames == 0
+        assert np.abs(c.joint_pos[-1] - c.joint_pos[0]).max() < 3e-3
+        assert abs(c.root_pos[-1, 2] - c.root_pos[0, 2]) < 1e-4
+        speed = np.linalg.norm(np.diff(c.root_pos, axis=0), axis=1) * c.fps
+        assert speed[0] < 0.02 and speed[-1] < 0.01 and speed.max() > 0.1
+        x, y, th = 0.0, 0.0, 0.0
+        for k in range(12):                         # the schedule: 3 up, 2 hold, 3 blend, 1 hold, 3 down
+            w1 = [1 / 3, 2 / 3, 1, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0][k]
+            w2 = [0, 0, 0, 0, 0, 1 / 3, 2 / 3, 1, 1, 2 / 3, 1 / 3, 0][k]
+            dx, dy, dth = w1 * np.asarray(rp.legs[0]) + w2 * np.asarray(rp.legs[1])
+            x, y, th = x + np.cos(th) * dx - np.sin(th) * dy, y + np.sin(th) * dx + np.cos(th) * dy, th + dth
+        q0, q1 = c.root_rot[0], c.root_rot[-1]
+        yaw = [2 * np.arctan2(q[3], q[0]) for q in (q0, q1)]
+        assert abs(np.angle(np.exp(1j * (yaw[1] - yaw[0] - th)))) < 0.01, name
+        # the root sits over the feet as at the start, moved with the body frame
+        R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        expect = np.array([x, y]) + R @ (np.array([fx, 0.0]) + c.root_pos[0, :2]) - [fx, 0.0]
+        np.testing.assert_allclose(c.root_pos[-1, :2], expect, atol=5e-3, err_msg=name)
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
 def test_dataset_yamls_load(robot):
     r = load_robot(robot)
     expect = {"walk.yaml": ["walk"], "kick.yaml": ["kick_right", "kick_left"],
+              "walks.yaml": [f"route_{i:02d}" for i in range(author.ROUTES)],
               "locomotion.yaml": ["stand", "walk", "walk_fast", "turn_left", "turn_right", "side_step_left",
                                   "side_step_right"]}
     for f, names in expect.items():

@@ -26,6 +26,10 @@ Pipeline per clip:
    (swinging limbs, the CoM not being a point); that error is fed through the same
    preview controller to get a CoM correction, and the IK is solved again.
 
+Routes (``walks.yaml``, :func:`route_specs`) use the same footstep pipeline with a per-step
+twist that changes along the walk (RouteParams): standing, speeding up, curving, changing
+pace, stopping; the whole walk is one ``clamp`` clip.
+
 Gaits are steady cycles with ``loop: wrap``: one gait cycle (two steps) cut from the middle
 of a long walk, so frame N (the last) is frame 0 moved by the cycle's root displacement
 (MotionLib's wrap offset). Turning in place changes the heading, which a translation-only
@@ -59,8 +63,8 @@ from mjxmimic.io_util import atomic_write
 from mjxmimic.motions.clip import Clip
 from mjxmimic.tools import ik
 
-__all__ = ["GaitParams", "KickParams", "Profile", "PROFILES", "PreviewControl", "gait_plan", "kick_plan",
-           "author_clips", "clip_specs", "write_robot", "main"]
+__all__ = ["GaitParams", "KickParams", "RouteParams", "Profile", "PROFILES", "PreviewControl", "gait_plan",
+           "kick_plan", "route_plan", "author_clips", "clip_specs", "route_specs", "write_robot", "main"]
 
 GRAVITY = 9.81
 FPS = 30
@@ -92,6 +96,24 @@ class KickParams:
     ball_radius: float | None = None         # m; None: the profile's (0.07, FIFA size 1, as envs/kick.py)
     foot_speed: float | None = None          # m/s of the instep at contact; None: profile
     direction: float = 0.0                   # kick direction (rad, yaw in the stance frame)
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteParams:
+    """A walk from standing to standing whose per-step twist changes (ROUTE_SCHEDULE): it
+    reaches ``legs[0]`` (step_length, step_lateral, turn) in 3 steps, holds it 2 more, blends
+    to ``legs[1]`` over 3, holds it 1 more and ramps down over 3 to a zero twist, then the
+    closing step. Starts, stops, speed changes and curves: what a task such as walking up to
+    a ball needs, and what steady gait cycles lack."""
+    legs: tuple[tuple[float, float, float], tuple[float, float, float]]
+    step_time: float = 0.4
+    double_support: float = 0.1
+    step_height: float = 0.04
+
+
+# weight of legs[0] and legs[1] in each of the 12 steps' twist (see RouteParams)
+ROUTE_SCHEDULE = np.array([[1 / 3, 0], [2 / 3, 0], [1, 0], [1, 0], [1, 0], [2 / 3, 1 / 3], [1 / 3, 2 / 3],
+                           [0, 1], [0, 1], [0, 2 / 3], [0, 1 / 3], [0, 0]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +185,30 @@ def clip_specs(profile: Profile) -> dict:
         "kick_right": KickParams(side="right"),
         "kick_left": KickParams(side="left"),
     }
+
+
+ROUTES, ROUTE_SEED = 16, 0
+
+
+def route_specs(profile: Profile, n: int = ROUTES, seed: int = ROUTE_SEED) -> dict:
+    """The shipped routes (walks.yaml): name -> RouteParams, drawn from a fixed seed. A leg's
+    twist is u * (L, S, T), L, S, T being the fast walk's step length, the side step and the
+    turn per step: forward u0 ~ U(0.3, 1) in 80 % of the legs (else 0), a turn up to
+    max(0.4, 1 - u0) and a side step up to 0.6 (1 - u0), so the fastest legs only curve."""
+    rng = np.random.default_rng(seed)
+    lim = np.array([profile.fast.step_length, profile.side.step_lateral, profile.turn.turn])
+    out = {}
+    for i in range(n):
+        legs = []
+        for _ in range(2):
+            f = rng.uniform(0.3, 1.0) if rng.random() < 0.8 else 0.0
+            side, turn = rng.uniform(-1.0, 1.0, 2)
+            u = np.array([f, 0.6 * (1.0 - f) * side, max(0.4, 1.0 - f) * turn])
+            legs.append(tuple(float(x) for x in np.round(u * lim, 4)))
+        out[f"route_{i:02d}"] = RouteParams(legs=tuple(legs), step_time=profile.slow.step_time,
+                                            double_support=profile.slow.double_support,
+                                            step_height=profile.slow.step_height)
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -314,6 +360,35 @@ def gait_plan(robot, profile: Profile, gp: GaitParams, n_steps: int = 16, cycle_
     starts at step ``cycle_at`` (even), in the frame of that cycle's starting feet."""
     if cycle_at % 2:
         raise ValueError("cycle_at must be even (a cycle starts with the left foot's swing)")
+    twist = np.array([gp.step_length, gp.step_lateral, gp.turn])
+    w = _walk(robot, profile, gp, np.tile(twist, (n_steps, 1)), stand)
+    nstep = w["nstep"]
+    first = w["n0"] + (cycle_at) * nstep   # start of the double support of step cycle_at + 1 (left swing)
+    frames = 2 * nstep // SUB + 1
+    # the cycle transform, expressed in the world frame at `first`: body pose B[cycle_at] -> B[cycle_at + 2]
+    B = w.pop("B")
+    B0, B2 = B[cycle_at], B[cycle_at + 2]
+    for k in ("n0", "nstep"):
+        w.pop(k)
+    return Plan(**w, first=first, frames=frames, extra={"B0": B0, "B2": B2, "nstep": nstep})
+
+
+def route_plan(robot, profile: Profile, rp: RouteParams, stand: float = 1.0) -> Plan:
+    """Plan a route (RouteParams): standing, the scheduled steps, the closing step, standing;
+    the whole plan is the clip."""
+    gp = GaitParams(step_time=rp.step_time, double_support=rp.double_support, step_height=rp.step_height)
+    twists = ROUTE_SCHEDULE @ np.asarray(rp.legs, np.float64)
+    w = _walk(robot, profile, gp, twists, stand)
+    n = len(w["zmp_ref"])
+    for k in ("n0", "nstep", "B"):
+        w.pop(k)
+    return Plan(**w, first=0, frames=(n - 1) // SUB + 1)
+
+
+def _walk(robot, profile: Profile, gp: GaitParams, twists: np.ndarray, stand: float) -> dict:
+    """Footsteps, ZMP, CoM and arm swing of a walk whose step k moves the body frame by
+    ``twists[k-1]`` (forward, leftward, yaw), with ``stand`` seconds of standing at both ends."""
+    n_steps = len(twists)
     dt = 1.0 / (FPS * SUB)
     lf, rf = _robot_geometry(robot)
     width = gp.step_width if gp.step_width is not None else float(lf[1] - rf[1])
@@ -324,12 +399,11 @@ def gait_plan(robot, profile: Profile, gp: GaitParams, n_steps: int = 16, cycle_
     if abs(nstep * dt - gp.step_time) > 1e-9 or (2 * gp.step_time * FPS) % 1 > 1e-9:
         raise ValueError(f"step_time {gp.step_time} must make a cycle of whole frames at {FPS} fps")
     nss = nstep - nds
-    twist = np.array([gp.step_length, gp.step_lateral, gp.turn])
-    # body poses: B[0] standing; step k >= 1 moves the body by the twist and places foot k%2
+    # body poses: B[0] standing; step k >= 1 moves the body by its twist and places foot k%2
     # (1 = left first ... the left foot swings on odd steps)
     B = [np.zeros(3)]
     for k in range(1, n_steps + 1):
-        B.append(_compose(B[-1], twist))
+        B.append(_compose(B[-1], twists[k - 1]))
     B.append(B[-1].copy())   # closing step: the last foot comes alongside
 
     def place(pose, side):  # side 0 left (+y), 1 right
@@ -395,14 +469,8 @@ def gait_plan(robot, profile: Profile, gp: GaitParams, n_steps: int = 16, cycle_
     body_yaw = np.arctan2(np.sin(fyaw).sum(1), np.cos(fyaw).sum(1))
     rel = np.einsum("nij,nj->ni", np.stack([_rot2(-y) for y in body_yaw]), fpos[:, 0, :2] - fpos[:, 1, :2])
     arm = profile.arm_swing * np.stack([rel[:, 0], -rel[:, 0]], 1)   # left foot ahead -> left arm back
-    first = n0 + (cycle_at) * nstep   # start of the double support of step cycle_at + 1 (left swing)
-    frames = 2 * nstep // SUB + 1
-    # the cycle transform, expressed in the world frame at `first`: body pose B[cycle_at] -> B[cycle_at + 2]
-    B0, B2 = B[cycle_at], B[cycle_at + 2]
-    plan = Plan(dt=dt, zmp_ref=zmp, com=com, foot_pos=fpos, foot_yaw=fyaw, foot_pitch=np.zeros((n, 2)),
-                contact=contact, body_yaw=body_yaw, arm=arm, com_height=zc, first=first, frames=frames,
-                extra={"B0": B0, "B2": B2, "nstep": nstep})
-    return plan
+    return dict(dt=dt, zmp_ref=zmp, com=com, foot_pos=fpos, foot_yaw=fyaw, foot_pitch=np.zeros((n, 2)),
+                contact=contact, body_yaw=body_yaw, arm=arm, com_height=zc, n0=n0, nstep=nstep, B=B)
 
 
 # ---------------------------------------------------------------------------------------
@@ -564,7 +632,7 @@ def _targets(robot, profile: Profile, plan: Plan, idx: np.ndarray, com: np.ndarr
 @dataclasses.dataclass
 class _Job:
     name: str
-    kind: str          # "stand" | "gait" | "kick"
+    kind: str          # "stand" | "gait" | "kick" | "route"
     plan: Plan
     idx: np.ndarray    # plan indices of the IK frames
     lo: int            # IK frame index of clip frame 0
@@ -584,10 +652,11 @@ def _jobs(robot, profile: Profile, specs: dict) -> list[_Job]:
             N = plan.frames - 1
             idx = plan.first + (np.arange(-PAD, N + PAD + 1)) * SUB
             jobs.append(_Job(name, "gait", plan, idx, PAD, N, plan.com[idx].copy()))
-        elif isinstance(spec, KickParams):
-            plan = kick_plan(robot, profile, spec)
+        elif isinstance(spec, (KickParams, RouteParams)):
+            kind = "kick" if isinstance(spec, KickParams) else "route"
+            plan = (kick_plan if kind == "kick" else route_plan)(robot, profile, spec)
             idx = np.arange(plan.frames) * SUB
-            jobs.append(_Job(name, "kick", plan, idx, 0, plan.frames, plan.com[idx].copy()))
+            jobs.append(_Job(name, kind, plan, idx, 0, plan.frames, plan.com[idx].copy()))
         else:
             raise TypeError(f"clip '{name}': unknown spec {spec!r}")
     return jobs
@@ -624,7 +693,7 @@ def _zmp_correction(robot, job: _Job, qpos: np.ndarray) -> np.ndarray:
     err = plan.zmp_ref[job.idx] - zmp            # what the CoM must add, as cart-table ZMP
     n = len(plan.zmp_ref)
     e = np.zeros((n, 2))
-    if job.kind == "kick":
+    if job.kind in ("kick", "route"):
         t = np.arange(n) / SUB
         e = np.stack([np.interp(t, np.arange(len(err)), err[:, d]) for d in range(2)], 1)
     else:
@@ -665,7 +734,7 @@ def _assemble(robot, job: _Job, qpos: np.ndarray) -> Clip:
         loop = "wrap"
         origin = plan.foot_pos[0, :, :2].mean(0)
         yaw0 = 0.0
-    elif job.kind == "kick":
+    elif job.kind in ("kick", "route"):
         q = qpos
         loop = "clamp"
         origin = plan.foot_pos[0, :, :2].mean(0)
@@ -722,24 +791,37 @@ def _to_clip(robot, q: np.ndarray, loop: str, name: str) -> Clip:
 
 
 def author_clips(robot, names=None, *, zmp_filter: bool = True, iters: int = 12, verbose: bool = False):
-    """Make the shipped clips of ``robot`` (or the ``names`` among them).
+    """Make the shipped clips and routes of ``robot`` (or the ``names`` among them).
 
     Returns ({name: Clip}, info) where info holds per-clip IK residuals and kick facts."""
     if isinstance(robot, str):
         from mjxmimic.robots import load_robot
         robot = load_robot(robot)
     profile = PROFILES[robot.name]
-    specs = clip_specs(profile)
+    # the routes are solved as a batch of their own: the IK's last bits depend on the batch, and
+    # the clips shipped before the routes existed stay byte-identical
+    groups = [clip_specs(profile), route_specs(profile)]
     if names is not None:
-        unknown = [n for n in names if n not in specs]
+        known = [n for g in groups for n in g]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise KeyError(f"unknown clip(s) {unknown}; known: {list(specs)}")
-        specs = {n: specs[n] for n in names}
+            raise KeyError(f"unknown clip(s) {unknown}; known: {known}")
+        groups = [{n: s for n, s in g.items() if n in names} for g in groups]
+    clips, info = {}, {}
+    for specs in groups:
+        if specs:
+            c, i = _author(robot, profile, specs, zmp_filter, iters, verbose)
+            clips.update(c)
+            info.update(i)
+    return clips, info
+
+
+def _author(robot, profile: Profile, specs: dict, zmp_filter: bool, iters: int, verbose: bool):
     t0 = time.time()
     jobs = _jobs(robot, profile, specs)
     sols = _solve(robot, profile, jobs, None, iters)
     if verbose:
-        print(f"[{robot.name}] IK pass 1: {time.time() - t0:.1f} s", file=sys.stderr)
+        print(f"[{robot.name}] IK pass 1 ({len(jobs)} clips): {time.time() - t0:.1f} s", file=sys.stderr)
     if zmp_filter:
         for j, s in zip(jobs, sols):
             dc = _zmp_correction(robot, j, s.qpos)
@@ -806,7 +888,7 @@ def _yaml(robot: str, entries, comments, extra: str = "") -> str:
     lines = ["# Generated by `python -m mjxmimic.tools.author --all`; do not edit by hand.",
              f"# {_ROBOT_TITLE.get(robot, robot)} reference motions made by mjxmimic (ZMP preview-control pattern",
              f"# generator + whole-body IK) from robots/{robot}/{robot}.xml (BSD-3-Clause, robots/{robot}/LICENSE).",
-             "# 30 fps; gaits are steady cycles (loop: wrap), kicks start and end standing (loop: clamp)."]
+             "# 30 fps; gaits are steady cycles (loop: wrap), kicks and routes start and end standing (loop: clamp)."]
     lines += comments
     lines.append("motions:")
     lines += [f"  - {{file: {f}, weight: {w}}}" for f, w in entries]
@@ -841,6 +923,15 @@ def dataset_yamls(robot_name: str, info: dict) -> dict:
                   f"    instep_at_contact: [{', '.join(_f(x) for x in k['instep_at_contact'])}]"]
     out["kick.yaml"] = _yaml(robot_name, [("kick_right.npz", 1.0), ("kick_left.npz", 1.0)], kick_c,
                              "\n".join(extra) + "\n")
+    routes = route_specs(profile)
+    rp0 = next(iter(routes.values()))
+    route_c = [f"# Routes: walks from standing to standing whose step changes (route_specs, seed {ROUTE_SEED}):",
+               f"# leg 1 reached in 3 steps, held 2 more, blended to leg 2 over 3, held 1 more, ramped down over 3;",
+               f"# steps of {rp0.step_time:g} s (double support {rp0.double_support:g} s), swing height "
+               f"{rp0.step_height:g} m. Legs: forward m, leftward m, turn deg (per step)."]
+    route_c += [f"#   {n}: " + "; ".join(f"{l:+.3f} {y:+.3f} {np.degrees(t):+.1f}" for l, y, t in r.legs)
+                for n, r in routes.items()]
+    out["walks.yaml"] = _yaml(robot_name, [(f"{n}.npz", 1.0) for n in routes], route_c)
     return out
 
 
