@@ -361,16 +361,12 @@ def gait_plan(robot, profile: Profile, gp: GaitParams, n_steps: int = 16, cycle_
     if cycle_at % 2:
         raise ValueError("cycle_at must be even (a cycle starts with the left foot's swing)")
     twist = np.array([gp.step_length, gp.step_lateral, gp.turn])
-    w = _walk(robot, profile, gp, np.tile(twist, (n_steps, 1)), stand)
-    nstep = w["nstep"]
-    first = w["n0"] + (cycle_at) * nstep   # start of the double support of step cycle_at + 1 (left swing)
+    plan, n0, nstep, B = _walk(robot, profile, gp, np.tile(twist, (n_steps, 1)), stand)
+    first = n0 + (cycle_at) * nstep   # start of the double support of step cycle_at + 1 (left swing)
     frames = 2 * nstep // SUB + 1
     # the cycle transform, expressed in the world frame at `first`: body pose B[cycle_at] -> B[cycle_at + 2]
-    B = w.pop("B")
     B0, B2 = B[cycle_at], B[cycle_at + 2]
-    for k in ("n0", "nstep"):
-        w.pop(k)
-    return Plan(**w, first=first, frames=frames, extra={"B0": B0, "B2": B2, "nstep": nstep})
+    return dataclasses.replace(plan, first=first, frames=frames, extra={"B0": B0, "B2": B2, "nstep": nstep})
 
 
 def route_plan(robot, profile: Profile, rp: RouteParams, stand: float = 1.0) -> Plan:
@@ -378,16 +374,15 @@ def route_plan(robot, profile: Profile, rp: RouteParams, stand: float = 1.0) -> 
     the whole plan is the clip."""
     gp = GaitParams(step_time=rp.step_time, double_support=rp.double_support, step_height=rp.step_height)
     twists = ROUTE_SCHEDULE @ np.asarray(rp.legs, np.float64)
-    w = _walk(robot, profile, gp, twists, stand)
-    n = len(w["zmp_ref"])
-    for k in ("n0", "nstep", "B"):
-        w.pop(k)
-    return Plan(**w, first=0, frames=(n - 1) // SUB + 1)
+    plan = _walk(robot, profile, gp, twists, stand)[0]
+    return dataclasses.replace(plan, frames=(len(plan.zmp_ref) - 1) // SUB + 1)
 
 
-def _walk(robot, profile: Profile, gp: GaitParams, twists: np.ndarray, stand: float) -> dict:
+def _walk(robot, profile: Profile, gp: GaitParams, twists: np.ndarray, stand: float):
     """Footsteps, ZMP, CoM and arm swing of a walk whose step k moves the body frame by
-    ``twists[k-1]`` (forward, leftward, yaw), with ``stand`` seconds of standing at both ends."""
+    ``twists[k-1]`` (forward, leftward, yaw), with ``stand`` seconds of standing at both ends:
+    (Plan without its clip frames, plan samples of the first standing phase, samples per step,
+    body poses [n_steps + 2, 3])."""
     n_steps = len(twists)
     dt = 1.0 / (FPS * SUB)
     lf, rf = _robot_geometry(robot)
@@ -469,8 +464,9 @@ def _walk(robot, profile: Profile, gp: GaitParams, twists: np.ndarray, stand: fl
     body_yaw = np.arctan2(np.sin(fyaw).sum(1), np.cos(fyaw).sum(1))
     rel = np.einsum("nij,nj->ni", np.stack([_rot2(-y) for y in body_yaw]), fpos[:, 0, :2] - fpos[:, 1, :2])
     arm = profile.arm_swing * np.stack([rel[:, 0], -rel[:, 0]], 1)   # left foot ahead -> left arm back
-    return dict(dt=dt, zmp_ref=zmp, com=com, foot_pos=fpos, foot_yaw=fyaw, foot_pitch=np.zeros((n, 2)),
-                contact=contact, body_yaw=body_yaw, arm=arm, com_height=zc, n0=n0, nstep=nstep, B=B)
+    plan = Plan(dt=dt, zmp_ref=zmp, com=com, foot_pos=fpos, foot_yaw=fyaw, foot_pitch=np.zeros((n, 2)),
+                contact=contact, body_yaw=body_yaw, arm=arm, com_height=zc)
+    return plan, n0, nstep, B
 
 
 # ---------------------------------------------------------------------------------------
